@@ -1,0 +1,350 @@
+//! The [`Engine`]: drives a source's writer task into the ring and applies seeks.
+
+use alloc::boxed::Box;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::{FusedFuture, Stream};
+
+use crate::error::StreamError;
+use crate::handle::{EngineHandle, EngineShared, Reply, SeekRequest};
+use crate::msg::StreamMsg;
+use crate::params::StreamParams;
+use crate::reader::Reader;
+use crate::ring::{self, Item, Producer};
+use crate::source::{EngineSource, OpenResult, WriterTask};
+use crate::sync::Arc;
+
+/// The stream an [`Engine`] feeds: a [`Reader`] of the source's messages.
+///
+/// Yields `Result<StreamMsg<C, Ev>, StreamError<E>>`; `Unpin`. **Not fused**: after `None`
+/// (end of data or a source error) a seek starts it again; until then it yields `None`
+/// again. Dropping it stops the engine.
+pub type EngineStream<C, Ev, E> = Reader<C, Ev, E>;
+
+/// Items the run future moves per poll before it yields to the executor, so that an
+/// always-ready source cannot starve other tasks.
+const STEPS_PER_POLL: usize = 64;
+
+type SourceFuture<S> = Pin<Box<dyn Future<Output = OpenResult<S>> + Send>>;
+type Task<S> =
+    WriterTask<<S as EngineSource>::Control, <S as EngineSource>::Event, <S as EngineSource>::Error>;
+
+/// Moves a source's bytes into an [`EngineStream`], with seeks from [`EngineHandle`]s.
+///
+/// Build it with [`Engine::build`], then spawn [`Engine::run`] on any executor (or poll it
+/// next to the stream on one task). The library spawns nothing.
+///
+/// ```
+/// use futures::{StreamExt, executor::block_on, future::join};
+/// use kithara_stream::{BytesSource, Engine, StreamParams};
+///
+/// let source = BytesSource::new(&b"0123456789"[..]);
+/// let (engine, handle, mut stream) = Engine::build(source, StreamParams::default());
+///
+/// let consumer = async move {
+///     let first = stream.next().await.unwrap().unwrap().into_data().unwrap();
+///     assert_eq!(first, &b"0123456789"[..]);
+///     handle.seek_bytes(7).await.unwrap();
+///     let after_seek = stream.next().await.unwrap().unwrap().into_data().unwrap();
+///     assert_eq!(after_seek, &b"789"[..]);
+///     // Dropping the handle and the stream lets the engine complete.
+/// };
+/// block_on(join(engine.run(), consumer));
+/// ```
+///
+/// Dropping an `Engine` without running it ends the stream with `ChannelClosed`.
+#[must_use = "an engine does nothing unless `run()` is polled"]
+pub struct Engine<S: EngineSource> {
+    run: Run<S>,
+}
+
+impl<S: EngineSource> Engine<S> {
+    /// Creates the engine for `source`, a handle to seek it and the stream it feeds.
+    ///
+    /// Nothing happens until [`Engine::run`] is polled; `open` is called then.
+    ///
+    /// # Panics
+    ///
+    /// If `params` is invalid (a zero `buffer_capacity` or `chunk_size`); the message names
+    /// the field. Use [`StreamParams::validate`] to check first.
+    #[track_caller]
+    #[allow(clippy::type_complexity)]
+    pub fn build(
+        source: S,
+        params: StreamParams,
+    ) -> (
+        Self,
+        EngineHandle<S::Error>,
+        EngineStream<S::Control, S::Event, S::Error>,
+    ) {
+        params.assert_valid();
+        let (producer, consumer) = ring::ring(params.buffer_capacity());
+        let shared = Arc::new(EngineShared::new(
+            source.supports_seek(),
+            producer.closer(),
+        ));
+        let handle = EngineHandle::new(shared.clone());
+        let core = Core {
+            source,
+            params,
+            ring: producer,
+            state: State::Start,
+            control: None,
+            seek: None,
+        };
+        let engine = Engine {
+            run: Run { shared, core },
+        };
+        (engine, handle, Reader::new(consumer, params.chunk_size()))
+    }
+
+    /// The future that drives the engine; spawn it or poll it.
+    ///
+    /// It completes when the stream is dropped, when `open` failed, or when the writer task
+    /// ended (finished or failed) and no handle remains. Dropping it before that ends the
+    /// stream with `ChannelClosed` after what is buffered, and makes pending and later
+    /// seeks fail with `ChannelClosed`.
+    pub fn run(self) -> Run<S> {
+        self.run
+    }
+}
+
+impl<S: EngineSource> fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine").field("run", &self.run).finish()
+    }
+}
+
+/// The future of [`Engine::run`]: `Output = ()`, `Send` (as the source is), `Unpin`.
+///
+/// Polling it after it returned `Ready` returns `Ready(())` again. A panic in the source
+/// propagates out of `poll`; the engine is marked gone first, so the stream and the handles
+/// behave as if the engine was dropped.
+#[must_use = "futures do nothing unless polled"]
+pub struct Run<S: EngineSource> {
+    shared: Arc<EngineShared<S::Error>>,
+    core: Core<S>,
+}
+
+/// Nothing in `Run` is structurally pinned: the source is only used by `&self` and the
+/// futures it returns are boxed.
+impl<S: EngineSource> Unpin for Run<S> {}
+
+impl<S: EngineSource> Future for Run<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Run { shared, core } = self.get_mut();
+        if matches!(core.state, State::Done) || shared.is_gone() {
+            return Poll::Ready(());
+        }
+        let guard = PanicGuard(shared);
+        let poll = core.poll_run(cx, shared);
+        core::mem::forget(guard);
+        if poll.is_ready() {
+            core.finish(shared);
+        }
+        poll
+    }
+}
+
+impl<S: EngineSource> FusedFuture for Run<S> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.core.state, State::Done)
+    }
+}
+
+impl<S: EngineSource> Drop for Run<S> {
+    fn drop(&mut self) {
+        self.core.finish(&self.shared);
+    }
+}
+
+impl<S: EngineSource> fmt::Debug for Run<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("state", &self.core.state.name())
+            .field("seeking", &self.core.seek.is_some())
+            .field("buffered", &self.core.ring.used())
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+/// Marks the engine gone if a panic unwinds out of `poll` (B4). Forgotten on normal return.
+struct PanicGuard<'a, E>(&'a EngineShared<E>);
+
+impl<E> Drop for PanicGuard<'_, E> {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// The engine's state, apart from what it shares with the handles.
+struct Core<S: EngineSource> {
+    source: S,
+    params: StreamParams,
+    ring: Producer<S::Control, S::Event, S::Error>,
+    state: State<S>,
+    /// The current control state (S3a); `None` until `open` succeeded.
+    control: Option<S::Control>,
+    /// The seek being prepared by the source, while the old writer task keeps going.
+    seek: Option<PendingSeek<S>>,
+}
+
+enum State<S: EngineSource> {
+    /// `run()` was not polled yet; `open` was not called.
+    Start,
+    /// Waiting for `open`. Seek requests wait in the slot.
+    Opening(SourceFuture<S>),
+    /// Polling the writer task while the ring has room.
+    Streaming(Task<S>),
+    /// The writer task ended (its end or error is queued); waiting for a seek, or for the
+    /// last handle to go.
+    Ended,
+    /// `run()` completed: the writer task and the source's futures are dropped.
+    Done,
+}
+
+impl<S: EngineSource> State<S> {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Start => "start",
+            State::Opening(_) => "opening",
+            State::Streaming(_) => "streaming",
+            State::Ended => "ended",
+            State::Done => "done",
+        }
+    }
+}
+
+struct PendingSeek<S: EngineSource> {
+    future: SourceFuture<S>,
+    reply: Reply<S::Error>,
+}
+
+impl<S: EngineSource> Core<S> {
+    /// One poll of the run future; `Ready` means it completed.
+    fn poll_run(&mut self, cx: &mut Context<'_>, shared: &EngineShared<S::Error>) -> Poll<()> {
+        // Register first: every check below is then a re-check (E5).
+        shared.register(cx.waker());
+        self.ring.register(cx.waker());
+        let mut steps = 0;
+        loop {
+            if self.ring.is_reader_closed() {
+                return Poll::Ready(()); // E1
+            }
+            match &mut self.state {
+                State::Start => {
+                    self.state = State::Opening(Box::pin(self.source.open(self.params)));
+                    continue;
+                }
+                State::Opening(open) => match open.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok((task, control))) => {
+                        self.control = Some(control);
+                        self.state = State::Streaming(task);
+                        continue;
+                    }
+                    Poll::Ready(Err(error)) => {
+                        self.ring.push(Item::Error(error)); // D4
+                        return Poll::Ready(());
+                    }
+                },
+                State::Streaming(_) | State::Ended | State::Done => {}
+            }
+
+            let mut progress = false;
+            if let Some(request) = shared.take_request() {
+                self.start_seek(request, shared);
+            }
+            if let Some(seek) = &mut self.seek {
+                if let Poll::Ready(result) = seek.future.as_mut().poll(cx) {
+                    let reply = self.seek.take().expect("polled above").reply;
+                    if let Ok((task, control)) = result {
+                        // S1: drop the old task, make what it produced stale, go on from `pos`.
+                        self.state = State::Streaming(task);
+                        self.control = Some(control);
+                        self.ring.advance_epoch();
+                        shared.resolve(&reply, Ok(()));
+                    } else {
+                        shared.resolve(&reply, result.map(drop)); // S3: nothing changes
+                    }
+                    progress = true;
+                }
+            }
+
+            match &mut self.state {
+                // E3: the writer task is polled only while the ring has room.
+                State::Streaming(task) if self.ring.has_room() => {
+                    match Pin::new(task).poll_next(cx) {
+                        Poll::Ready(Some(Ok(msg))) => {
+                            if let StreamMsg::Control(control) = &msg {
+                                self.control = Some(control.clone()); // S3a
+                            }
+                            if !matches!(&msg, StreamMsg::Data(bytes) if bytes.is_empty()) {
+                                self.ring.push(Item::Msg(msg)); // B2: empty data skipped
+                            }
+                        }
+                        Poll::Ready(Some(Err(error))) => {
+                            self.ring.push(Item::Error(StreamError::Source(error)));
+                            self.state = State::Ended;
+                        }
+                        Poll::Ready(None) => {
+                            self.ring.push(Item::End);
+                            self.state = State::Ended;
+                        }
+                        Poll::Pending => {}
+                    }
+                    progress |= !matches!(self.state, State::Streaming(_)) || self.ring.used() > 0;
+                }
+                // E2: done once nobody can seek any more. The request slot is looked at
+                // after the handle count, since a handle puts its request before it goes.
+                State::Ended if self.seek.is_none() && shared.handles() == 0 => {
+                    if !shared.has_request() {
+                        return Poll::Ready(());
+                    }
+                    progress = true;
+                }
+                _ => {}
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+            steps += 1;
+            if steps == STEPS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Starts preparing the seek `request`, cancelling one in progress (S4).
+    fn start_seek(&mut self, request: SeekRequest<S::Error>, shared: &EngineShared<S::Error>) {
+        if let Some(older) = self.seek.take() {
+            shared.resolve(&older.reply, Err(StreamError::Cancelled));
+        }
+        let control = self
+            .control
+            .clone()
+            .expect("a seek is started only after `open` succeeded");
+        self.seek = Some(PendingSeek {
+            future: Box::pin(self.source.seek_bytes(request.pos, control)),
+            reply: request.reply,
+        });
+    }
+
+    /// Completes the engine: drops the writer task and the source's futures, answers a
+    /// pending seek, and marks the engine gone. Idempotent.
+    fn finish(&mut self, shared: &EngineShared<S::Error>) {
+        if let Some(seek) = self.seek.take() {
+            shared.resolve(&seek.reply, Err(StreamError::ChannelClosed));
+        }
+        self.state = State::Done;
+        shared.shutdown();
+    }
+}

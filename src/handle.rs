@@ -1,0 +1,293 @@
+//! [`EngineHandle`], the cloneable remote control of an engine, and its [`SeekFuture`].
+//!
+//! The handles and the engine share an [`EngineShared`]. A seek request travels through a
+//! latest-wins slot: a newer request replaces an older one that the engine has not taken,
+//! and the request that replaces it cancels it. Each request carries a one-shot reply cell;
+//! whoever removes a request from the slot (the engine, a newer seek, or shutdown) owns its
+//! reply. Seek futures wait on one `event_listener::Event`, notified whenever a reply is set
+//! or the engine goes.
+
+use alloc::boxed::Box;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+
+use event_listener::{Event, EventListener};
+use futures_core::FusedFuture;
+
+use crate::error::StreamError;
+use crate::raw::latest::Latest;
+use crate::raw::oneshot::Oneshot;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Ordering};
+
+pub(crate) type Reply<E> = Arc<Oneshot<Result<(), StreamError<E>>>>;
+
+/// A seek issued by a handle, waiting for the engine.
+pub(crate) struct SeekRequest<E> {
+    pub(crate) pos: u64,
+    pub(crate) reply: Reply<E>,
+}
+
+/// What the engine and its handles share.
+pub(crate) struct EngineShared<E> {
+    /// Live `EngineHandle`s (a `SeekFuture` holds one).
+    handles: AtomicUsize,
+    /// The engine completed, was dropped, or panicked.
+    gone: AtomicBool,
+    supports_seek: bool,
+    request: Latest<SeekRequest<E>>,
+    /// The engine's task: woken by a seek request and by the last handle's drop.
+    waker: AtomicWaker,
+    /// Notified whenever a reply is set or the engine goes.
+    replies: Event,
+    /// Closes the ring's writer side, so the stream reports `ChannelClosed`.
+    close_ring: Box<dyn Fn() + Send + Sync>,
+}
+
+impl<E> EngineShared<E> {
+    pub(crate) fn new(supports_seek: bool, close_ring: Box<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            handles: AtomicUsize::new(0),
+            gone: AtomicBool::new(false),
+            supports_seek,
+            request: Latest::new(),
+            waker: AtomicWaker::new(),
+            replies: Event::new(),
+            close_ring,
+        }
+    }
+
+    pub(crate) fn register(&self, waker: &core::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    pub(crate) fn handles(&self) -> usize {
+        self.handles.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+
+    /// Takes the newest seek request, if any.
+    pub(crate) fn take_request(&self) -> Option<SeekRequest<E>> {
+        self.request.take()
+    }
+
+    pub(crate) fn has_request(&self) -> bool {
+        self.request.is_occupied()
+    }
+
+    /// Sets `reply` (if not set yet) and wakes the seek futures.
+    pub(crate) fn resolve(&self, reply: &Reply<E>, result: Result<(), StreamError<E>>) {
+        let _ = reply.set(result);
+        self.replies.notify(usize::MAX);
+    }
+
+    /// Marks the engine gone: the stream ends with `ChannelClosed` after what is buffered
+    /// (unless it already ended), waiting and later seeks get `ChannelClosed`. Idempotent.
+    pub(crate) fn shutdown(&self) {
+        self.gone.store(true, Ordering::SeqCst);
+        (self.close_ring)();
+        if let Some(request) = self.request.take() {
+            self.resolve(&request.reply, Err(StreamError::ChannelClosed));
+        }
+        self.replies.notify(usize::MAX);
+    }
+}
+
+impl<E> fmt::Debug for EngineShared<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineShared")
+            .field("handles", &self.handles())
+            .field("gone", &self.is_gone())
+            .field("supports_seek", &self.supports_seek)
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cloneable remote control of an [`Engine`](crate::Engine): seeks it.
+///
+/// Handles are optional: with all of them dropped the engine keeps streaming to the end,
+/// then completes (a handle keeps a finished engine alive, waiting for a seek).
+pub struct EngineHandle<E> {
+    shared: Arc<EngineShared<E>>,
+}
+
+impl<E> EngineHandle<E> {
+    pub(crate) fn new(shared: Arc<EngineShared<E>>) -> Self {
+        shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self { shared }
+    }
+
+    /// Seeks the stream to byte `pos`.
+    ///
+    /// The seek is issued when the future is first polled, and resolves `Ok(())` once the
+    /// engine applied it: from then on the stream yields nothing produced before the seek,
+    /// and its next `Data` starts at `pos`. While the source prepares the seek, the old
+    /// writer task keeps streaming.
+    ///
+    /// # Errors
+    ///
+    /// - [`StreamError::SeekNotSupported`] at once if the source does not support seeking
+    ///   (even if the engine is gone); nothing changes.
+    /// - [`StreamError::Source`] if the source's `seek_bytes` failed; nothing changes.
+    /// - [`StreamError::Cancelled`] if a newer seek replaced this one first.
+    /// - [`StreamError::ChannelClosed`] if the engine stopped or was dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the seek is applied even if the future is dropped; only the result is
+    /// lost. Dropped before its first poll, it does nothing.
+    pub fn seek_bytes(&self, pos: u64) -> SeekFuture<E> {
+        SeekFuture {
+            handle: self.clone(),
+            state: SeekState::Start { pos },
+        }
+    }
+
+    /// Whether the source supports seeking.
+    pub fn supports_seek(&self) -> bool {
+        self.shared.supports_seek
+    }
+
+    /// Whether the engine is gone (completed, dropped or panicked): seeks then fail.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_gone()
+    }
+}
+
+impl<E> Clone for EngineHandle<E> {
+    fn clone(&self) -> Self {
+        Self::new(self.shared.clone())
+    }
+}
+
+impl<E> Drop for EngineHandle<E> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The engine may be waiting for the last handle to go.
+            self.shared.waker.wake();
+        }
+    }
+}
+
+impl<E> fmt::Debug for EngineHandle<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineHandle")
+            .field("supports_seek", &self.supports_seek())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The future of [`EngineHandle::seek_bytes`]. `Unpin`; see there for errors and cancel
+/// safety.
+///
+/// # Panics
+///
+/// If polled again after it returned `Ready` (it implements `FusedFuture`, so `select!`
+/// skips it).
+#[must_use = "a seek is issued only when its future is polled"]
+pub struct SeekFuture<E> {
+    handle: EngineHandle<E>,
+    state: SeekState<E>,
+}
+
+enum SeekState<E> {
+    /// Not polled yet: nothing issued.
+    Start { pos: u64 },
+    /// Issued; waiting for the reply, listening for notifications once a look found none.
+    Waiting {
+        reply: Reply<E>,
+        listener: Option<EventListener>,
+    },
+    /// Returned `Ready`.
+    Done,
+}
+
+impl<E> Future for SeekFuture<E> {
+    type Output = Result<(), StreamError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let shared = &*this.handle.shared;
+        loop {
+            match &mut this.state {
+                SeekState::Start { pos } => {
+                    if !shared.supports_seek {
+                        this.state = SeekState::Done;
+                        return Poll::Ready(Err(StreamError::SeekNotSupported));
+                    }
+                    if shared.is_gone() {
+                        this.state = SeekState::Done;
+                        return Poll::Ready(Err(StreamError::ChannelClosed));
+                    }
+                    let reply: Reply<E> = Arc::new(Oneshot::new());
+                    let request = SeekRequest {
+                        pos: *pos,
+                        reply: reply.clone(),
+                    };
+                    if let Some(older) = shared.request.put(request) {
+                        shared.resolve(&older.reply, Err(StreamError::Cancelled));
+                    }
+                    shared.waker.wake();
+                    // The engine may have shut down before our `put` and not seen it: then
+                    // whoever takes it back answers it. (`put` and `gone` are `SeqCst`.)
+                    if shared.is_gone() {
+                        if let Some(request) = shared.request.take() {
+                            shared.resolve(&request.reply, Err(StreamError::ChannelClosed));
+                        }
+                    }
+                    this.state = SeekState::Waiting {
+                        reply,
+                        listener: None,
+                    };
+                }
+                SeekState::Waiting { reply, listener } => {
+                    let result = match reply.take() {
+                        Some(result) => result,
+                        // The engine sets replies before it marks itself gone, so look again.
+                        None if shared.is_gone() => {
+                            reply.take().unwrap_or(Err(StreamError::ChannelClosed))
+                        }
+                        None => match listener {
+                            // Listen, then loop to look again before waiting on it.
+                            None => {
+                                *listener = Some(shared.replies.listen());
+                                continue;
+                            }
+                            Some(waiting) => {
+                                ready!(Pin::new(waiting).poll(cx));
+                                *listener = None;
+                                continue;
+                            }
+                        },
+                    };
+                    this.state = SeekState::Done;
+                    return Poll::Ready(result);
+                }
+                SeekState::Done => panic!("`SeekFuture` polled after completion"),
+            }
+        }
+    }
+}
+
+impl<E> FusedFuture for SeekFuture<E> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, SeekState::Done)
+    }
+}
+
+impl<E> fmt::Debug for SeekFuture<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            SeekState::Start { pos } => return f.debug_struct("SeekFuture").field("pos", pos).finish(),
+            SeekState::Waiting { .. } => "waiting",
+            SeekState::Done => "done",
+        };
+        f.debug_struct("SeekFuture").field("state", &state).finish()
+    }
+}

@@ -1,0 +1,228 @@
+//! The writing end of a [`pipe`].
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+
+use futures_core::FusedFuture;
+
+use crate::error::StreamError;
+use crate::msg::StreamMsg;
+use crate::params::StreamParams;
+use crate::reader::Reader;
+use crate::ring::{self, Item, Producer};
+
+/// Creates a ring buffer on its own, without an engine: a [`Writer`] that sends
+/// [`StreamMsg`]s and a [`Reader`] that yields them.
+///
+/// ```
+/// use bytes::Bytes;
+/// use futures::{StreamExt, executor::block_on};
+/// use kithara_stream::{StreamMsg, StreamParams, pipe};
+///
+/// block_on(async {
+///     let (mut writer, mut reader) = pipe::<(), &str, ()>(StreamParams::default());
+///     writer.send(StreamMsg::Data(Bytes::from_static(b"hello"))).await.unwrap();
+///     writer.send(StreamMsg::Event("halfway")).await.unwrap();
+///     writer.close();
+///
+///     assert_eq!(reader.next().await, Some(Ok(StreamMsg::Data(Bytes::from_static(b"hello")))));
+///     assert_eq!(reader.next().await, Some(Ok(StreamMsg::Event("halfway"))));
+///     assert_eq!(reader.next().await, None);
+/// });
+/// ```
+///
+/// # Panics
+///
+/// If `params` is invalid (a zero `buffer_capacity` or `chunk_size`); the message names the
+/// field. Use [`StreamParams::validate`] to check first.
+#[track_caller]
+pub fn pipe<C, Ev, E>(params: StreamParams) -> (Writer<C, Ev, E>, Reader<C, Ev, E>) {
+    params.assert_valid();
+    let (producer, consumer) = ring::ring(params.buffer_capacity());
+    (
+        Writer {
+            ring: producer,
+            closed: false,
+            #[cfg(feature = "std")]
+            scratch: bytes::BytesMut::new(),
+        },
+        Reader::new(consumer, params.chunk_size()),
+    )
+}
+
+/// The writing end of a [`pipe`]: sends data and messages, in order, with backpressure.
+///
+/// Dropping the writer closes it (as [`Writer::close`]): the reader yields what is buffered,
+/// then `None`. With the `std` feature it also implements futures-io `AsyncWrite`, copying
+/// byte slices in.
+#[derive(Debug)]
+pub struct Writer<C, Ev, E> {
+    ring: Producer<C, Ev, E>,
+    /// `close` or `fail` was called.
+    closed: bool,
+    /// Reused for `AsyncWrite`: its allocation comes back once the reader drops the chunks.
+    #[cfg(feature = "std")]
+    scratch: bytes::BytesMut,
+}
+
+impl<C, Ev, E> Writer<C, Ev, E> {
+    /// Sends one message; the future resolves once the ring has taken it.
+    ///
+    /// `Data` waits while the ring holds `buffer_capacity` bytes or more, then is taken
+    /// whole, whatever its size (the reader splits it to `chunk_size`). `Control` and
+    /// `Event` wait the same way and count [`MESSAGE_COST`](crate::MESSAGE_COST) each.
+    /// Empty `Data` is skipped.
+    pub fn send(&mut self, msg: StreamMsg<C, Ev>) -> SendFuture<'_, C, Ev, E> {
+        SendFuture {
+            writer: self,
+            msg: Some(msg),
+        }
+    }
+
+    /// Ready when a send would be taken at once (`Ok`), or can never be (`Err`).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::ChannelClosed`] once the reader is gone or this writer was closed.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError<E>>> {
+        if self.closed {
+            return Poll::Ready(Err(StreamError::ChannelClosed));
+        }
+        self.ring
+            .poll_room(cx)
+            .map(|room| room.map_err(|()| StreamError::ChannelClosed))
+    }
+
+    /// Ends the stream with `error`: the reader yields what is buffered, then
+    /// `Err(StreamError::Source(error))`, then `None`. Sends after this fail.
+    ///
+    /// Does not wait for room (the error is not counted). A no-op if the reader is gone or
+    /// the writer was already closed.
+    pub fn fail(&mut self, error: E) {
+        if !self.closed {
+            self.closed = true;
+            self.ring.push(Item::Error(StreamError::Source(error)));
+        }
+    }
+
+    /// Ends the stream: the reader yields what is buffered, then `None`. Sends after this
+    /// fail. A no-op if the reader is gone or the writer was already closed.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.ring.push(Item::End);
+        }
+    }
+
+    /// Whether sends fail now: the writer was closed or the reader is gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed || self.ring.is_reader_closed()
+    }
+
+    /// Bytes held between writer and reader now, messages included at their cost.
+    pub fn buffered(&self) -> usize {
+        self.ring.used()
+    }
+
+    /// The ring's `buffer_capacity`.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+}
+
+impl<C, Ev, E> Drop for Writer<C, Ev, E> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The future of [`Writer::send`].
+///
+/// # Errors
+///
+/// [`StreamError::ChannelClosed`] if the reader is gone or the writer was closed; the
+/// message is dropped.
+///
+/// # Cancel safety
+///
+/// A message is taken whole or not at all: dropping a pending `SendFuture` enqueues nothing.
+///
+/// # Panics
+///
+/// If polled again after it returned `Ready` (it implements `FusedFuture`, so `select!`
+/// skips it).
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct SendFuture<'a, C, Ev, E> {
+    writer: &'a mut Writer<C, Ev, E>,
+    /// `None` once the future completed.
+    msg: Option<StreamMsg<C, Ev>>,
+}
+
+impl<C, Ev, E> Future for SendFuture<'_, C, Ev, E> {
+    type Output = Result<(), StreamError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(msg) = &this.msg else {
+            panic!("`SendFuture` polled after completion");
+        };
+        let empty = matches!(msg, StreamMsg::Data(bytes) if bytes.is_empty());
+        let ready = if empty && !this.writer.closed {
+            Ok(())
+        } else {
+            ready!(this.writer.poll_ready(cx))
+        };
+        let msg = this.msg.take().expect("checked above");
+        if ready.is_ok() && !empty {
+            this.writer.ring.push(Item::Msg(msg));
+        }
+        Poll::Ready(ready)
+    }
+}
+
+impl<C, Ev, E> FusedFuture for SendFuture<'_, C, Ev, E> {
+    fn is_terminated(&self) -> bool {
+        self.msg.is_none()
+    }
+}
+
+#[cfg(feature = "std")]
+impl<C, Ev, E> futures_util::io::AsyncWrite for Writer<C, Ev, E> {
+    /// Copies as much of `buf` as the ring has room for (at least one byte) into one `Data`
+    /// item; pending while the ring is full.
+    ///
+    /// Fails with `BrokenPipe` once the reader is gone or the writer was closed.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() && !this.is_closed() {
+            return Poll::Ready(Ok(0));
+        }
+        if ready!(this.poll_ready(cx)).is_err() {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        let room = this.ring.capacity().saturating_sub(this.ring.used()).max(1);
+        let n = buf.len().min(room);
+        this.scratch.reserve(n);
+        this.scratch.extend_from_slice(&buf[..n]);
+        let chunk = this.scratch.split().freeze();
+        this.ring.push(Item::Msg(StreamMsg::Data(chunk)));
+        Poll::Ready(Ok(n))
+    }
+
+    /// Everything written is already in the ring: always ready.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Closes the writer ([`Writer::close`]).
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().close();
+        Poll::Ready(Ok(()))
+    }
+}
