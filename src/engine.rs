@@ -280,7 +280,9 @@ impl<S: EngineSource> Core<S> {
             match &mut self.state {
                 // E3: the writer task is polled only while the ring has room.
                 State::Streaming(task) if self.ring.has_room() => {
-                    match Pin::new(task).poll_next(cx) {
+                    let step = Pin::new(task).poll_next(cx);
+                    progress |= step.is_ready();
+                    match step {
                         Poll::Ready(Some(Ok(msg))) => {
                             if let StreamMsg::Control(control) = &msg {
                                 self.control = Some(control.clone()); // S3a
@@ -299,7 +301,6 @@ impl<S: EngineSource> Core<S> {
                         }
                         Poll::Pending => {}
                     }
-                    progress |= !matches!(self.state, State::Streaming(_)) || self.ring.used() > 0;
                 }
                 // E2: done once nobody can seek any more. The request slot is looked at
                 // after the handle count, since a handle puts its request before it goes.

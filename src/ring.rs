@@ -20,8 +20,8 @@ use core::task::{Context, Poll, Waker};
 use crate::error::StreamError;
 use crate::msg::StreamMsg;
 use crate::params::MESSAGE_COST;
-use crate::raw::queue::{self, Shared};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Ordering};
+use crate::raw::queue;
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering};
 
 /// What the writer queues for the reader.
 #[derive(Debug)]
@@ -67,19 +67,6 @@ pub(crate) struct State {
 }
 
 /// Closing the writer side through a type-erased reference (the engine's panic guard).
-pub(crate) trait CloseWriter: Send + Sync {
-    /// Marks the writer gone and wakes the reader. Idempotent.
-    fn close_writer(&self);
-}
-
-impl<T: Send> CloseWriter for Shared<T, State> {
-    fn close_writer(&self) {
-        self.state.writer_closed.store(true, Ordering::Release);
-        self.state.reader_waker.wake();
-    }
-}
-
-type Raw<C, Ev, E> = Shared<Entry<C, Ev, E>, State>;
 
 /// Creates a ring holding `capacity` bytes; `capacity > 0`.
 pub(crate) fn ring<C, Ev, E>(capacity: usize) -> (Producer<C, Ev, E>, Consumer<C, Ev, E>) {
@@ -177,14 +164,17 @@ impl<C, Ev, E> Producer<C, Ev, E> {
     }
 
     /// The ring, for closing it from elsewhere.
-    pub(crate) fn closer(&self) -> Arc<dyn CloseWriter>
+    pub(crate) fn closer(&self) -> alloc::boxed::Box<dyn Fn() + Send + Sync>
     where
         C: Send + 'static,
         Ev: Send + 'static,
         E: Send + 'static,
     {
-        let shared: Arc<Raw<C, Ev, E>> = self.inner.shared().clone();
-        shared
+        let shared = self.inner.shared().clone();
+        alloc::boxed::Box::new(move || {
+            shared.state.writer_closed.store(true, Ordering::Release);
+            shared.state.reader_waker.wake();
+        })
     }
 }
 

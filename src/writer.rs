@@ -160,6 +160,9 @@ pub struct SendFuture<'a, C, Ev, E> {
     msg: Option<StreamMsg<C, Ev>>,
 }
 
+// The message is never pinned: it is moved into the ring by value.
+impl<C, Ev, E> Unpin for SendFuture<'_, C, Ev, E> {}
+
 impl<C, Ev, E> Future for SendFuture<'_, C, Ev, E> {
     type Output = Result<(), StreamError<E>>;
 
