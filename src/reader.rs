@@ -56,7 +56,7 @@ impl<C, Ev, E> Reader<C, Ev, E> {
 
     /// Bytes held between writer and reader now (messages at their cost), including the
     /// unread rest of a split chunk.
-    pub fn buffered(&self) -> usize {
+    pub fn buffered_bytes(&self) -> usize {
         self.ring.used()
     }
 

@@ -121,7 +121,7 @@ impl<C, Ev, E> Writer<C, Ev, E> {
     }
 
     /// Bytes held between writer and reader now, messages included at their cost.
-    pub fn buffered(&self) -> usize {
+    pub fn buffered_bytes(&self) -> usize {
         self.ring.used()
     }
 

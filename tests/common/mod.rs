@@ -1,0 +1,189 @@
+//! Shared test support: every executor the crate promises to work on (E4), a hang guard, a
+//! deterministic pattern source and a checker of what a stream yields.
+#![allow(dead_code)]
+
+pub mod source;
+pub mod track;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::RemoteHandle;
+
+pub use source::{Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Stats, TestError, TestSource, pattern};
+pub use track::{Tracker, drain};
+
+/// The executors of rule E4.
+#[derive(Debug, Clone, Copy)]
+pub enum Executor {
+    TokioCurrentThread,
+    TokioMultiThread,
+    Smol,
+    AsyncStd,
+    /// `futures::executor::block_on`; spawned futures get a thread each, also on `block_on`.
+    FuturesBlockOn,
+    /// `async_executor::Executor` driven by one thread: tasks interleave on it.
+    AsyncExecutor,
+}
+
+/// Spawns futures on the executor a test runs on.
+#[derive(Clone)]
+pub struct Spawner(SpawnerKind);
+
+#[derive(Clone)]
+enum SpawnerKind {
+    Tokio(tokio::runtime::Handle),
+    Smol,
+    AsyncStd,
+    Thread,
+    AsyncExecutor(Arc<async_executor::Executor<'static>>),
+}
+
+impl Spawner {
+    /// Runs `future` as its own task. Awaiting the handle gives its output (or resumes its
+    /// panic); dropping the handle cancels the task.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> RemoteHandle<T> {
+        let (remote, handle) = future.remote_handle();
+        match &self.0 {
+            SpawnerKind::Tokio(rt) => drop(rt.spawn(remote)),
+            SpawnerKind::Smol => smol::spawn(remote).detach(),
+            SpawnerKind::AsyncStd => drop(async_std::task::spawn(remote)),
+            SpawnerKind::Thread => drop(thread::spawn(move || futures::executor::block_on(remote))),
+            SpawnerKind::AsyncExecutor(ex) => ex.spawn(remote).detach(),
+        }
+        handle
+    }
+}
+
+/// How long a test may take before it counts as hung. Generous: it only fails hung tests.
+fn hang_timeout() -> Duration {
+    let secs = std::env::var("KITHARA_TEST_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(secs)
+}
+
+/// Runs `f` on a thread of its own and fails if it does not finish within the hang timeout;
+/// a panic in `f` is resumed here.
+pub fn hang_guard<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done_tx, done_rx) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let out = f();
+            let _ = done_tx.send(());
+            out
+        })
+        .expect("spawn test thread");
+    match done_rx.recv_timeout(hang_timeout()) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: hung (no result within {:?})", hang_timeout())
+        }
+    }
+}
+
+impl Executor {
+    /// Runs `test` to completion on this executor, under the hang guard.
+    pub fn run<F, Fut>(self, name: &str, test: F)
+    where
+        F: FnOnce(Spawner) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let name = format!("{name} on {self:?}");
+        hang_guard(&name, move || match self {
+            Executor::TokioCurrentThread => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("tokio runtime");
+                let spawner = Spawner(SpawnerKind::Tokio(rt.handle().clone()));
+                rt.block_on(test(spawner));
+            }
+            Executor::TokioMultiThread => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .build()
+                    .expect("tokio runtime");
+                let spawner = Spawner(SpawnerKind::Tokio(rt.handle().clone()));
+                rt.block_on(test(spawner));
+            }
+            Executor::Smol => smol::block_on(test(Spawner(SpawnerKind::Smol))),
+            Executor::AsyncStd => async_std::task::block_on(test(Spawner(SpawnerKind::AsyncStd))),
+            Executor::FuturesBlockOn => {
+                futures::executor::block_on(test(Spawner(SpawnerKind::Thread)));
+            }
+            Executor::AsyncExecutor => {
+                let ex = Arc::new(async_executor::Executor::new());
+                let spawner = Spawner(SpawnerKind::AsyncExecutor(ex.clone()));
+                futures::executor::block_on(ex.run(test(spawner)));
+            }
+        });
+    }
+}
+
+/// Defines a module of tests named after a contract rule, with one test per executor:
+///
+/// ```ignore
+/// on_every_executor! {
+///     /// D3: ...
+///     fn d3_end(spawner) { /* async body */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_every_executor {
+    ($(#[$meta:meta])* fn $name:ident($spawner:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[allow(unused_variables)]
+            async fn body($spawner: $crate::common::Spawner) $body
+
+            fn run(executor: $crate::common::Executor) {
+                executor.run(stringify!($name), body);
+            }
+
+            #[test]
+            fn tokio_current_thread() {
+                run($crate::common::Executor::TokioCurrentThread);
+            }
+
+            #[test]
+            fn tokio_multi_thread() {
+                run($crate::common::Executor::TokioMultiThread);
+            }
+
+            #[test]
+            fn smol() {
+                run($crate::common::Executor::Smol);
+            }
+
+            #[test]
+            fn async_std() {
+                run($crate::common::Executor::AsyncStd);
+            }
+
+            #[test]
+            fn futures_block_on() {
+                run($crate::common::Executor::FuturesBlockOn);
+            }
+
+            #[test]
+            fn async_executor() {
+                run($crate::common::Executor::AsyncExecutor);
+            }
+        }
+    };
+}
