@@ -29,8 +29,11 @@ pub type EngineStream<C, Ev, E> = Reader<C, Ev, E>;
 const STEPS_PER_POLL: usize = 64;
 
 type SourceFuture<S> = Pin<Box<dyn Future<Output = OpenResult<S>> + Send>>;
-type Task<S> =
-    WriterTask<<S as EngineSource>::Control, <S as EngineSource>::Event, <S as EngineSource>::Error>;
+type Task<S> = WriterTask<
+    <S as EngineSource>::Control,
+    <S as EngineSource>::Event,
+    <S as EngineSource>::Error,
+>;
 
 /// Moves a source's bytes into an [`EngineStream`], with seeks from [`EngineHandle`]s.
 ///
@@ -82,10 +85,7 @@ impl<S: EngineSource> Engine<S> {
     ) {
         params.assert_valid();
         let (producer, consumer) = ring::ring(params.buffer_capacity());
-        let shared = Arc::new(EngineShared::new(
-            source.supports_seek(),
-            producer.closer(),
-        ));
+        let shared = Arc::new(EngineShared::new(source.supports_seek(), producer.closer()));
         let handle = EngineHandle::new(shared.clone());
         let core = Core {
             source,

@@ -284,7 +284,9 @@ impl<E> FusedFuture for SeekFuture<E> {
 impl<E> fmt::Debug for SeekFuture<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            SeekState::Start { pos } => return f.debug_struct("SeekFuture").field("pos", pos).finish(),
+            SeekState::Start { pos } => {
+                return f.debug_struct("SeekFuture").field("pos", pos).finish();
+            }
             SeekState::Waiting { .. } => "waiting",
             SeekState::Done => "done",
         };

@@ -94,8 +94,11 @@ impl<C, Ev, E> Reader<C, Ev, E> {
         let mut registered = false;
         loop {
             if let Some(entry) = self.ring.pop() {
-                if entry.epoch != self.epoch && !(self.sync_epoch() && entry.epoch == self.epoch)
-                {
+                if entry.epoch != self.epoch {
+                    // The writer started a newer epoch since we looked: move to it.
+                    self.sync_epoch();
+                }
+                if entry.epoch != self.epoch {
                     // From an older epoch: a seek made it stale.
                     self.ring.release(entry.item.cost());
                     continue;

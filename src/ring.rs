@@ -66,8 +66,6 @@ pub(crate) struct State {
     reader_waker: AtomicWaker,
 }
 
-/// Closing the writer side through a type-erased reference (the engine's panic guard).
-
 /// Creates a ring holding `capacity` bytes; `capacity > 0`.
 pub(crate) fn ring<C, Ev, E>(capacity: usize) -> (Producer<C, Ev, E>, Consumer<C, Ev, E>) {
     debug_assert!(capacity > 0);

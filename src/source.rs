@@ -132,10 +132,8 @@ pub trait EngineSource: Send + 'static {
     ///
     /// Called once, when [`Run`](crate::Run) is first polled. An error is yielded by the
     /// stream once, then the stream ends and the engine stops.
-    fn open(
-        &self,
-        params: StreamParams,
-    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static;
+    fn open(&self, params: StreamParams)
+    -> impl Future<Output = OpenResult<Self>> + Send + 'static;
 
     /// Starts fetching from byte `pos`, with a clone of the current control state: the one
     /// `open` returned, replaced by every `Control` the writer task produced and by the one

@@ -17,8 +17,8 @@ use kithara_stream::{
 
 use common::track::Stream;
 use common::{
-    Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Spawner, Stats, TestError, TestSource, Tracker,
-    drain, pattern,
+    Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Spawner, Stats, TestError, TestSource, Tracker, drain,
+    pattern,
 };
 
 type Handle = EngineHandle<TestError>;

@@ -54,7 +54,10 @@ impl<T> Oneshot<T> {
             .ok()?;
         // SAFETY: FULL means the value was written (the `Acquire` pairs with `set`'s
         // `Release`); the FULL -> TAKEN exchange lets exactly one caller read it, once.
-        Some(self.value.with(|slot| unsafe { (*slot).assume_init_read() }))
+        Some(
+            self.value
+                .with(|slot| unsafe { (*slot).assume_init_read() }),
+        )
     }
 }
 

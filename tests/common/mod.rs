@@ -1,9 +1,10 @@
 //! Shared test support: every executor the crate promises to work on (E4), a hang guard, a
 //! deterministic pattern source and a checker of what a stream yields.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod source;
 pub mod track;
+pub mod waker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use source::{Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Stats, TestError, Test
 pub use track::{Tracker, drain};
 
 /// The executors of rule E4.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy)]
 pub enum Executor {
     TokioCurrentThread,

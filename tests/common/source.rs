@@ -156,7 +156,10 @@ impl EngineSource for TestSource {
     type Control = u64;
     type Event = u64;
 
-    fn open(&self, _params: StreamParams) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+    fn open(
+        &self,
+        _params: StreamParams,
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
         self.stats.opens.fetch_add(1, Ordering::SeqCst);
         let result = if self.config.open_fails {
             Err(StreamError::Source(TestError("open failed")))
@@ -216,7 +219,10 @@ impl Drop for PatternTask {
 }
 
 impl PatternTask {
-    fn emit(&self, msg: StreamMsg<u64, u64>) -> Poll<Option<Result<StreamMsg<u64, u64>, TestError>>> {
+    fn emit(
+        &self,
+        msg: StreamMsg<u64, u64>,
+    ) -> Poll<Option<Result<StreamMsg<u64, u64>, TestError>>> {
         self.stats.produced_msgs.fetch_add(1, Ordering::SeqCst);
         Poll::Ready(Some(Ok(msg)))
     }
@@ -269,9 +275,13 @@ impl Stream for PatternTask {
         this.next_chunk += 1;
         // Stop at the next position where something else happens.
         let mut end = pos.saturating_add(chunk).min(this.config.len);
-        for at in [this.config.error_at, this.config.stall_at, this.config.panic_at]
-            .into_iter()
-            .flatten()
+        for at in [
+            this.config.error_at,
+            this.config.stall_at,
+            this.config.panic_at,
+        ]
+        .into_iter()
+        .flatten()
         {
             if at > pos {
                 end = end.min(at);

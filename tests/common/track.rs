@@ -105,7 +105,10 @@ pub async fn drain(stream: &mut Stream, tracker: &mut Tracker) -> Option<StreamE
         match stream.next().await {
             Some(Ok(msg)) => tracker.accept(msg),
             Some(Err(error)) => {
-                assert!(stream.next().await.is_none(), "an item after the error {error:?}");
+                assert!(
+                    stream.next().await.is_none(),
+                    "an item after the error {error:?}"
+                );
                 return Some(error);
             }
             None => return None,
