@@ -19,10 +19,11 @@ use crate::source::{EngineSource, OpenResult, WriterTask};
 /// use futures::{StreamExt, executor::block_on, future::join};
 /// use kithara_stream::{BytesSource, Engine, StreamParams};
 ///
-/// let (engine, _handle, stream) = Engine::build(BytesSource::new(&b"hello"[..]), StreamParams::default());
-/// let read = stream.map(|item| item.unwrap().into_data().unwrap()).concat();
+/// let source = BytesSource::new(&b"hello"[..]);
+/// let (engine, _handle, stream) = Engine::build(source, StreamParams::default());
+/// let read = stream.map(|item| item.unwrap().into_data().unwrap().to_vec()).concat();
 /// let ((), bytes) = block_on(join(engine.run(), read));
-/// assert_eq!(bytes, b"hello"[..]);
+/// assert_eq!(bytes, b"hello");
 /// ```
 #[derive(Debug, Clone)]
 pub struct BytesSource {

@@ -91,3 +91,8 @@ pub use source::{EngineSource, OpenResult, WriterTask};
 pub use writer::{SendFuture, Writer, pipe};
 
 pub use bytes::Bytes;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
