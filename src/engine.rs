@@ -260,6 +260,11 @@ impl<S: EngineSource> Core<S> {
             let mut progress = false;
             if let Some(request) = shared.take_request() {
                 self.start_seek(request, shared);
+                // A stream dropped before the request was made must fail it (S6): taking
+                // the request synchronised with its `put`, so the drop is visible now.
+                if self.ring.is_reader_closed() {
+                    return Poll::Ready(()); // `finish` answers `ChannelClosed`
+                }
             }
             if let Some(seek) = &mut self.seek {
                 if let Poll::Ready(result) = seek.future.as_mut().poll(cx) {

@@ -2,6 +2,8 @@
 //! executor of rule E4. Rules that are about single polls (E5, E6, B4's kept-alive future)
 //! also have poll-by-hand tests in `tests/poll_by_hand.rs`.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::sync::Arc;

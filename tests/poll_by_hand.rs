@@ -1,6 +1,8 @@
 //! Rules about single polls (E1, E2, E5, E6, B4), checked by polling by hand with counting
 //! wakers: both the `Poll` and the number of wakes are asserted.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::future::Future;
