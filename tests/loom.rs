@@ -168,7 +168,10 @@ fn loom_seek_racing_engine_shutdown() {
         let (engine, handle, stream) = Engine::build(source, params(4));
         let run = thread::spawn(move || block_on(engine.run()));
         drop(stream);
-        assert_eq!(block_on(handle.seek_bytes(1)), Err(StreamError::ChannelClosed));
+        assert_eq!(
+            block_on(handle.seek_bytes(1)),
+            Err(StreamError::ChannelClosed)
+        );
         run.join().unwrap();
     });
 }
