@@ -46,6 +46,11 @@ enum SpawnerKind {
 }
 
 impl Spawner {
+    /// Spawns on the tokio runtime behind `handle`.
+    pub fn tokio(handle: tokio::runtime::Handle) -> Self {
+        Self(SpawnerKind::Tokio(handle))
+    }
+
     /// Runs `future` as its own task. Awaiting the handle gives its output (or resumes its
     /// panic); dropping the handle cancels the task.
     pub fn spawn<T: Send + 'static>(

@@ -41,6 +41,8 @@ pub struct Config {
     pub error_at: Option<u64>,
     /// Pending forever at this offset.
     pub stall_at: Option<u64>,
+    /// Pending at this offset until the channel yields (or closes): a slow network.
+    pub gate_at: Option<(u64, async_channel::Receiver<()>)>,
     /// Panic when reaching this offset.
     pub panic_at: Option<u64>,
     /// Produce only events (`Event(n)`, n = 0, 1, ...), forever.
@@ -64,6 +66,7 @@ impl Config {
             controls_every: None,
             error_at: None,
             stall_at: None,
+            gate_at: None,
             panic_at: None,
             events_only: false,
             open_fails: false,
@@ -147,6 +150,8 @@ impl TestSource {
             events: 0,
             done: false,
             notified: false,
+            gate: None,
+            gate_passed: false,
         })
     }
 }
@@ -210,6 +215,8 @@ struct PatternTask {
     events: u64,
     done: bool,
     notified: bool,
+    gate: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    gate_passed: bool,
 }
 
 impl Drop for PatternTask {
@@ -231,7 +238,7 @@ impl PatternTask {
 impl Stream for PatternTask {
     type Item = Result<StreamMsg<u64, u64>, TestError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         this.stats.task_polls.fetch_add(1, Ordering::SeqCst);
         if this.done {
@@ -247,6 +254,20 @@ impl Stream for PatternTask {
         }
         if this.config.stall_at == Some(pos) {
             return Poll::Pending; // forever: nothing will wake it
+        }
+        if let Some((at, rx)) = &this.config.gate_at {
+            if *at == pos && !this.gate_passed {
+                let rx = rx.clone();
+                let gate = this.gate.get_or_insert_with(|| {
+                    Box::pin(async move {
+                        let _ = rx.recv().await;
+                    })
+                });
+                if gate.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.gate_passed = true;
+            }
         }
         if this.config.error_at == Some(pos) {
             this.done = true;
