@@ -69,6 +69,9 @@ mod bytes_source;
 mod engine;
 mod error;
 mod handle;
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod io;
 mod msg;
 mod params;
 mod raw;

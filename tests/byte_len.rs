@@ -26,7 +26,11 @@ fn byte_len_defaults_to_unknown() {
     let (engine, handle, mut stream) = Engine::build(source, StreamParams::default());
     let consumer = async move {
         assert!(stream.next().await.unwrap().unwrap().is_data());
-        assert_eq!(handle.byte_len(), None, "TestSource does not override `byte_len`");
+        assert_eq!(
+            handle.byte_len(),
+            None,
+            "TestSource does not override `byte_len`"
+        );
     };
     block_on(join(engine.run(), consumer));
 }
