@@ -78,6 +78,9 @@ mod raw;
 mod reader;
 mod ring;
 mod source;
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod sources;
 mod sync;
 mod writer;
 
