@@ -139,47 +139,27 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Send + 'static,
 {
-    fn start(&self, pos: u64) -> RangeFetch<Fut> {
+    /// Fetches from `pos`; at or past a known end, an empty task without a request.
+    fn start(&self, pos: u64) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
         let known = self.len.get();
-        if known.is_some_and(|total| pos >= total) {
-            return RangeFetch::PastEnd(known);
-        }
-        RangeFetch::Fetching((self.fetch)(pos), pos, self.len.clone())
-    }
-}
-
-/// What `start` decided: an empty task past a known end, or a request.
-enum RangeFetch<Fut> {
-    PastEnd(Option<u64>),
-    Fetching(Fut, u64, SharedLen),
-}
-
-impl<Fut> RangeFetch<Fut> {
-    fn into_future<S, E>(
-        self,
-    ) -> impl Future<Output = Result<(WriterTask<(), Progress, E>, ()), StreamError<E>>> + Send + 'static
-    where
-        Fut: Future<Output = Result<RangeResponse<S>, E>> + Send + 'static,
-        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-        E: Send + 'static,
-    {
+        let fetch = match known {
+            Some(total) if pos >= total => None,
+            _ => Some((self.fetch)(pos)),
+        };
+        let len = self.len.clone();
         async move {
-            match self {
-                RangeFetch::PastEnd(total) => {
-                    let nothing = futures_util::stream::empty::<Result<Bytes, E>>();
-                    let at = total.unwrap_or_default();
-                    Ok((WriterTask::new(WithProgress::new(nothing, at, total)), ()))
-                }
-                RangeFetch::Fetching(fetch, pos, len) => {
-                    let response = fetch.await.map_err(StreamError::Source)?;
-                    len.set(response.total_len);
-                    let total = response.total_len.or_else(|| len.get());
-                    Ok((
-                        WriterTask::new(WithProgress::new(response.body, pos, total)),
-                        (),
-                    ))
-                }
-            }
+            let Some(fetch) = fetch else {
+                let nothing = futures_util::stream::empty::<Result<Bytes, E>>();
+                let at = known.unwrap_or_default();
+                return Ok((WriterTask::new(WithProgress::new(nothing, at, known)), ()));
+            };
+            let response = fetch.await.map_err(StreamError::Source)?;
+            len.set(response.total_len);
+            let total = response.total_len.or_else(|| len.get());
+            Ok((
+                WriterTask::new(WithProgress::new(response.body, pos, total)),
+                (),
+            ))
         }
     }
 }
@@ -199,7 +179,7 @@ where
         &self,
         _params: StreamParams,
     ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-        self.start(0).into_future()
+        self.start(0)
     }
 
     fn seek_bytes(
@@ -207,7 +187,7 @@ where
         pos: u64,
         _control: (),
     ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-        self.start(pos).into_future()
+        self.start(pos)
     }
 
     fn supports_seek(&self) -> bool {
