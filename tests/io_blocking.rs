@@ -126,6 +126,16 @@ fn blocking_source_error_is_an_io_error_then_a_seek_resumes() {
             Some(&StreamError::Source(TestError("source error")))
         );
         assert_eq!(reader.read(&mut [0; 8]).unwrap(), 0, "then the end");
+        // A seek to where the stream stopped restarts it there (and this source fails
+        // there again), rather than being a no-op that leaves it ended.
+        assert_eq!(reader.seek(SeekFrom::Start(12_345)).unwrap(), 12_345);
+        let again = reader.read(&mut [0; 8]).unwrap_err();
+        assert!(
+            stream_error::<TestError>(&again)
+                .unwrap()
+                .as_source()
+                .is_some()
+        );
         // A seek past the error position starts the stream again (S5).
         assert_eq!(reader.seek(SeekFrom::Start(15_000)).unwrap(), 15_000);
         let mut rest = Vec::new();

@@ -30,7 +30,9 @@ use crate::reader::Reader;
 ///
 /// Seeks go through the [`EngineHandle`]: `SeekFrom::Start`, `Current`, and `End` when the
 /// source reports its length ([`EngineSource::byte_len`](crate::EngineSource::byte_len)).
-/// A seek to the current position, or within the chunk the reader holds, needs no engine.
+/// A seek to the current position, or within the chunk the reader holds, needs no engine;
+/// after the end of data or an error, a seek (even to the current position) goes to the
+/// engine and starts the stream again.
 ///
 /// Tokio users get tokio's traits with tokio-util's compat layer:
 ///
@@ -65,6 +67,9 @@ pub struct AsyncReader<C, Ev, E> {
     chunk_start: u64,
     /// Something arrived from the stream, or a seek was applied.
     started: bool,
+    /// The stream ended (end of data or an error) since the last seek: only an engine seek
+    /// starts it again, even to the current position.
+    ended: bool,
     /// The seek in flight and its target.
     seek: Option<(u64, SeekFuture<E>)>,
     switch: SeekSwitch,
@@ -95,6 +100,7 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
             consumed: 0,
             chunk_start: 0,
             started: false,
+            ended: false,
             seek: None,
             switch: SeekSwitch::new(),
             sink: Mutex::new(Sink::Queue(VecDeque::new())),
@@ -170,6 +176,7 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
         self.consumed = 0;
         self.chunk_start = target;
         self.started = true;
+        self.ended = false;
     }
 
     fn push_msg(&mut self, msg: SideMsg<C, Ev>) {
@@ -206,8 +213,14 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
                 }
                 Some(Ok(StreamMsg::Control(control))) => self.push_msg(SideMsg::Control(control)),
                 Some(Ok(StreamMsg::Event(event))) => self.push_msg(SideMsg::Event(event)),
-                Some(Err(error)) => return Poll::Ready(Err(io_error(error))),
-                None => return Poll::Ready(Ok(false)),
+                Some(Err(error)) => {
+                    self.ended = true;
+                    return Poll::Ready(Err(io_error(error)));
+                }
+                None => {
+                    self.ended = true;
+                    return Poll::Ready(Ok(false));
+                }
             }
         }
         Poll::Ready(Ok(true))
@@ -319,12 +332,14 @@ where
             }
         }
         if this.seek.is_none() {
-            if target == this.position() {
+            // After the end or an error the stream restarts only through the engine; until
+            // then a seek to where it stopped changes nothing.
+            if target == this.position() && !(this.ended && this.is_seekable()) {
                 return Poll::Ready(Ok(target));
             }
             // Within the chunk held: no engine needed.
             let end = this.chunk_start + this.chunk.len() as u64;
-            if (this.chunk_start..=end).contains(&target) && !this.chunk.is_empty() {
+            if !this.ended && !this.chunk.is_empty() && (this.chunk_start..=end).contains(&target) {
                 this.consumed = (target - this.chunk_start) as usize;
                 return Poll::Ready(Ok(target));
             }
