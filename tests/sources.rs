@@ -150,19 +150,27 @@ fn stream_source_passes_a_live_stream_and_its_error() {
 fn memory_range_source(
     data: Bytes,
     fetches: Arc<AtomicUsize>,
-) -> impl EngineSource<Control = (), Event = Progress, Error = std::io::Error> {
+) -> RangeSource<
+    impl Fn(
+        u64,
+    ) -> futures::future::Ready<
+        std::io::Result<RangeResponse<stream::Iter<std::vec::IntoIter<std::io::Result<Bytes>>>>>,
+    > + Send
+    + Sync
+    + 'static,
+> {
     RangeSource::new(move |start: u64| {
         fetches.fetch_add(1, Ordering::SeqCst);
         let body = data.slice(start as usize..);
         let total = data.len() as u64;
-        async move {
-            // Deliver the body in uneven pieces, as a network would.
-            let pieces: Vec<_> = (0..body.len())
-                .step_by(3_000)
-                .map(|at| Ok(body.slice(at..(at + 3_000).min(body.len()))))
-                .collect();
-            Ok(RangeResponse::new(stream::iter(pieces)).with_total_len(Some(total)))
-        }
+        // Deliver the body in pieces, as a network would.
+        let pieces: Vec<_> = (0..body.len())
+            .step_by(3_000)
+            .map(|at| Ok(body.slice(at..(at + 3_000).min(body.len()))))
+            .collect();
+        futures::future::ready(Ok(
+            RangeResponse::new(stream::iter(pieces)).with_total_len(Some(total))
+        ))
     })
 }
 
@@ -172,6 +180,7 @@ fn range_source_reports_its_length_and_seeks() {
         let expected = Bytes::from(data(100_000));
         let fetches = Arc::new(AtomicUsize::new(0));
         let source = memory_range_source(expected.clone(), fetches.clone());
+        let watch = source.progress_watch();
         let (engine, handle, stream) = Engine::build(source, params());
         std::thread::spawn(move || block_on(engine.run()));
         let mut reader = BlockingReader::new(stream, handle);
@@ -182,6 +191,15 @@ fn range_source_reports_its_length_and_seeks() {
         reader.read_to_end(&mut tail).unwrap();
         assert_eq!(tail, &expected[99_000..]);
         assert_eq!(fetches.load(Ordering::SeqCst), 2, "open, then the seek");
+        assert_eq!(
+            watch.get(),
+            Progress {
+                fetched_from: 99_000,
+                fetched_to: 100_000,
+                total: Some(100_000)
+            },
+            "the watch shows the latest fetch"
+        );
 
         // Past the known end: the end of data, without a request.
         assert_eq!(reader.seek(SeekFrom::Start(150_000)).unwrap(), 150_000);
@@ -193,6 +211,12 @@ fn range_source_reports_its_length_and_seeks() {
         let mut some = vec![0; 6_000];
         reader.read_exact(&mut some).unwrap();
         assert_eq!(some, &expected[10_000..16_000]);
+        let fetched = watch.get();
+        assert_eq!(fetched.fetched_from, 10_000);
+        assert!(
+            fetched.fetched_to >= 16_000,
+            "fetched at least what was read: {fetched:?}"
+        );
         let first_event = reader.take_messages().into_iter().next();
         assert_eq!(
             first_event,

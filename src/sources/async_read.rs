@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::io::{AsyncRead, AsyncSeek, AsyncSeekExt};
 
-use super::{Progress, SharedLen, WithProgress};
+use super::{Progress, ProgressWatch, SharedLen, WithProgress};
 use crate::error::StreamError;
 use crate::params::{DEFAULT_CHUNK_SIZE, StreamParams};
 use crate::source::{EngineSource, OpenResult, WriterTask};
@@ -46,6 +46,7 @@ pub struct AsyncReadSource<F> {
     open: Arc<F>,
     chunk_size: usize,
     len: SharedLen,
+    watch: ProgressWatch,
 }
 
 impl<F> AsyncReadSource<F> {
@@ -55,7 +56,14 @@ impl<F> AsyncReadSource<F> {
             open: Arc::new(open),
             chunk_size: DEFAULT_CHUNK_SIZE,
             len: SharedLen::default(),
+            watch: ProgressWatch::default(),
         }
+    }
+
+    /// The source's download progress, updated as the engine takes each chunk (see
+    /// [`ProgressWatch`]); clone it before handing the source to the engine.
+    pub fn progress_watch(&self) -> ProgressWatch {
+        self.watch.clone()
     }
 
     /// Sets the size of each read (default 32 KiB).
@@ -89,7 +97,7 @@ where
 {
     fn start(&self, pos: u64) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
         let opening = (self.open)();
-        let (len, chunk_size) = (self.len.clone(), self.chunk_size);
+        let (len, chunk_size, watch) = (self.len.clone(), self.chunk_size, self.watch.clone());
         async move {
             let mut reader = opening.await.map_err(StreamError::Source)?;
             let total = reader
@@ -107,7 +115,7 @@ where
                 buf: BytesMut::new(),
                 done: false,
             };
-            let task = WriterTask::new(WithProgress::new(chunks, pos, Some(total)));
+            let task = WriterTask::new(WithProgress::new(chunks, pos, Some(total), watch));
             Ok((task, ()))
         }
     }

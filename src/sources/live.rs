@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use futures_core::Stream;
 
-use super::{Progress, WithProgress};
+use super::{Progress, ProgressWatch, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
@@ -35,6 +35,7 @@ use crate::source::{EngineSource, OpenResult, WriterTask};
 pub struct StreamSource<S> {
     /// Taken by `open` (which the engine calls once).
     stream: Mutex<Option<S>>,
+    watch: ProgressWatch,
 }
 
 impl<S> StreamSource<S> {
@@ -42,7 +43,14 @@ impl<S> StreamSource<S> {
     pub fn new(stream: S) -> Self {
         Self {
             stream: Mutex::new(Some(stream)),
+            watch: ProgressWatch::default(),
         }
+    }
+
+    /// The source's progress, updated as the engine takes each chunk (see
+    /// [`ProgressWatch`]); clone it before handing the source to the engine.
+    pub fn progress_watch(&self) -> ProgressWatch {
+        self.watch.clone()
     }
 }
 
@@ -67,7 +75,10 @@ where
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         core::future::ready(match stream {
-            Some(stream) => Ok((WriterTask::new(WithProgress::new(stream, 0, None)), ())),
+            Some(stream) => Ok((
+                WriterTask::new(WithProgress::new(stream, 0, None, self.watch.clone())),
+                (),
+            )),
             None => Err(StreamError::ChannelClosed),
         })
     }

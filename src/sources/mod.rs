@@ -7,8 +7,14 @@
 //! - [`RangeSource`]: a closure `fetch(start)` that returns the bytes from `start` on (an
 //!   HTTP `Range: bytes=start-` request): seekable, with the total length reported.
 //!
-//! Each emits a [`Progress`] event after every chunk, so that a player can draw a buffer
-//! bar, and [`BytesSource`](crate::BytesSource) serves bytes in memory.
+//! Each emits a [`Progress`] event after every chunk and publishes the same progress through
+//! a [`ProgressWatch`], so that a player can draw a buffer bar;
+//! [`BytesSource`](crate::BytesSource) serves bytes in memory.
+//!
+//! The events travel in-band, in stream order: a reader meets each one right after the chunk
+//! it describes, so it tells the total and where fetches start, not how far ahead the
+//! download is. The watch is updated as the engine takes each chunk from the source (into
+//! the ring), so it shows the download ahead of the play position.
 
 mod async_read;
 mod live;
@@ -27,12 +33,13 @@ pub use range::{RangeResponse, RangeSource, content_range_total, range_header};
 
 use crate::msg::StreamMsg;
 
-/// Download progress, emitted by the built-in sources after each chunk.
+/// Download progress, emitted by the built-in sources after each chunk (in-band, in stream
+/// order) and published through their [`ProgressWatch`] (as fetched).
 ///
 /// The bytes `fetched_from..fetched_to` are fetched (in the ring or already read): a player
 /// draws them as its buffer bar next to its play position. After a seek, `fetched_from` is
 /// the seek position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Progress {
     /// Where the current fetch started: 0, or the last seek position.
     pub fetched_from: u64,
@@ -49,6 +56,22 @@ impl Progress {
             Some(total) if total > 0 => Some(self.fetched_to as f64 / total as f64),
             _ => None,
         }
+    }
+}
+
+/// The latest [`Progress`] of a built-in source, as the engine takes its chunks: cloneable,
+/// readable from any thread (a UI's), for a buffer bar ahead of the play position.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressWatch(std::sync::Arc<Mutex<Progress>>);
+
+impl ProgressWatch {
+    /// The latest progress: `fetched_to` is the end of the bytes fetched so far.
+    pub fn get(&self) -> Progress {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, progress: Progress) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = progress;
     }
 }
 
@@ -74,20 +97,25 @@ pin_project_lite::pin_project! {
         #[pin]
         body: S,
         progress: Progress,
+        watch: ProgressWatch,
         // The event to emit before the next chunk.
         event_due: bool,
     }
 }
 
 impl<S> WithProgress<S> {
-    fn new(body: S, from: u64, total: Option<u64>) -> Self {
+    /// Starts at `from` and publishes the start on `watch`.
+    fn new(body: S, from: u64, total: Option<u64>, watch: ProgressWatch) -> Self {
+        let progress = Progress {
+            fetched_from: from,
+            fetched_to: from,
+            total,
+        };
+        watch.set(progress);
         Self {
             body,
-            progress: Progress {
-                fetched_from: from,
-                fetched_to: from,
-                total,
-            },
+            progress,
+            watch,
             event_due: false,
         }
     }
@@ -110,6 +138,7 @@ where
                 Some(Ok(bytes)) if bytes.is_empty() => continue,
                 Some(Ok(bytes)) => {
                     this.progress.fetched_to += bytes.len() as u64;
+                    this.watch.set(*this.progress);
                     *this.event_due = true;
                     Some(Ok(StreamMsg::Data(bytes)))
                 }

@@ -8,7 +8,7 @@ use alloc::string::String;
 use bytes::Bytes;
 use futures_core::Stream;
 
-use super::{Progress, SharedLen, WithProgress};
+use super::{Progress, ProgressWatch, SharedLen, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
@@ -104,6 +104,7 @@ impl<S> RangeResponse<S> {
 pub struct RangeSource<F> {
     fetch: Arc<F>,
     len: SharedLen,
+    watch: ProgressWatch,
 }
 
 impl<F> RangeSource<F> {
@@ -112,7 +113,14 @@ impl<F> RangeSource<F> {
         Self {
             fetch: Arc::new(fetch),
             len: SharedLen::default(),
+            watch: ProgressWatch::default(),
         }
+    }
+
+    /// The source's download progress, updated as the engine takes each chunk (see
+    /// [`ProgressWatch`]); clone it before handing the source to the engine.
+    pub fn progress_watch(&self) -> ProgressWatch {
+        self.watch.clone()
     }
 
     /// Sets the total length in advance (from a `HEAD` request or a playlist, say); a
@@ -146,18 +154,21 @@ where
             Some(total) if pos >= total => None,
             _ => Some((self.fetch)(pos)),
         };
-        let len = self.len.clone();
+        let (len, watch) = (self.len.clone(), self.watch.clone());
         async move {
             let Some(fetch) = fetch else {
                 let nothing = futures_util::stream::empty::<Result<Bytes, E>>();
                 let at = known.unwrap_or_default();
-                return Ok((WriterTask::new(WithProgress::new(nothing, at, known)), ()));
+                return Ok((
+                    WriterTask::new(WithProgress::new(nothing, at, known, watch)),
+                    (),
+                ));
             };
             let response = fetch.await.map_err(StreamError::Source)?;
             len.set(response.total_len);
             let total = response.total_len.or_else(|| len.get());
             Ok((
-                WriterTask::new(WithProgress::new(response.body, pos, total)),
+                WriterTask::new(WithProgress::new(response.body, pos, total, watch)),
                 (),
             ))
         }
