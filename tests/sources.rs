@@ -147,18 +147,13 @@ fn stream_source_passes_a_live_stream_and_its_error() {
 }
 
 /// An in-memory range source that counts its fetches.
+type Pieces = stream::Iter<std::vec::IntoIter<std::io::Result<Bytes>>>;
+type Fetched = futures::future::Ready<std::io::Result<RangeResponse<Pieces>>>;
+
 fn memory_range_source(
     data: Bytes,
     fetches: Arc<AtomicUsize>,
-) -> RangeSource<
-    impl Fn(
-        u64,
-    ) -> futures::future::Ready<
-        std::io::Result<RangeResponse<stream::Iter<std::vec::IntoIter<std::io::Result<Bytes>>>>>,
-    > + Send
-    + Sync
-    + 'static,
-> {
+) -> RangeSource<impl Fn(u64) -> Fetched + Send + Sync + 'static> {
     RangeSource::new(move |start: u64| {
         fetches.fetch_add(1, Ordering::SeqCst);
         let body = data.slice(start as usize..);
