@@ -27,7 +27,7 @@ use crate::source::{EngineSource, OpenResult, WriterTask};
 /// let chunks = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"live ")), Ok(Bytes::from_static(b"audio"))]);
 /// let (engine, handle, stream) = Engine::build(StreamSource::new(chunks), StreamParams::default());
 /// assert!(!handle.supports_seek());
-/// let bytes = stream.filter_map(|msg| async move { msg.unwrap().into_data() }).concat();
+/// let bytes = stream.filter_map(|msg| async move { msg.unwrap().into_data().map(|b| b.to_vec()) }).concat();
 /// let ((), bytes) = block_on(join(engine.run(), bytes));
 /// assert_eq!(bytes, &b"live audio"[..]);
 /// ```
