@@ -98,4 +98,8 @@ impl EngineSource for BytesSource {
     fn supports_seek(&self) -> bool {
         true
     }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len())
+    }
 }

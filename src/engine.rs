@@ -245,6 +245,7 @@ impl<S: EngineSource> Core<S> {
                 State::Opening(open) => match open.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok((task, control))) => {
+                        shared.set_len(self.source.byte_len());
                         self.control = Some(control);
                         self.state = State::Streaming(task);
                         continue;
@@ -271,6 +272,7 @@ impl<S: EngineSource> Core<S> {
                     let reply = self.seek.take().expect("polled above").reply;
                     if let Ok((task, control)) = result {
                         // S1: drop the old task, make what it produced stale, go on from `pos`.
+                        shared.set_len(self.source.byte_len());
                         self.state = State::Streaming(task);
                         self.control = Some(control);
                         self.ring.advance_epoch();
@@ -297,10 +299,12 @@ impl<S: EngineSource> Core<S> {
                             }
                         }
                         Poll::Ready(Some(Err(error))) => {
+                            shared.set_len(self.source.byte_len());
                             self.ring.push(Item::Error(StreamError::Source(error)));
                             self.state = State::Ended;
                         }
                         Poll::Ready(None) => {
+                            shared.set_len(self.source.byte_len());
                             self.ring.push(Item::End);
                             self.state = State::Ended;
                         }

@@ -19,7 +19,7 @@ use futures_core::FusedFuture;
 use crate::error::StreamError;
 use crate::raw::latest::Latest;
 use crate::raw::oneshot::Oneshot;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, AtomicWaker, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicLen, AtomicUsize, AtomicWaker, Ordering};
 
 pub(crate) type Reply<E> = Arc<Oneshot<Result<(), StreamError<E>>>>;
 
@@ -36,6 +36,8 @@ pub(crate) struct EngineShared<E> {
     /// The engine completed, was dropped, or panicked.
     gone: AtomicBool,
     supports_seek: bool,
+    /// The source's total length, as it last reported it.
+    len: AtomicLen,
     request: Latest<SeekRequest<E>>,
     /// The engine's task: woken by a seek request and by the last handle's drop.
     waker: AtomicWaker,
@@ -51,6 +53,7 @@ impl<E> EngineShared<E> {
             handles: AtomicUsize::new(0),
             gone: AtomicBool::new(false),
             supports_seek,
+            len: AtomicLen::new(),
             request: Latest::new(),
             waker: AtomicWaker::new(),
             replies: Event::new(),
@@ -60,6 +63,11 @@ impl<E> EngineShared<E> {
 
     pub(crate) fn register(&self, waker: &core::task::Waker) {
         self.waker.register(waker);
+    }
+
+    /// Publishes the source's length; only the engine calls this.
+    pub(crate) fn set_len(&self, len: Option<u64>) {
+        self.len.store(len);
     }
 
     pub(crate) fn handles(&self) -> usize {
@@ -153,6 +161,17 @@ impl<E> EngineHandle<E> {
         self.shared.supports_seek
     }
 
+    /// The source's total length in bytes, if it reported one (see
+    /// [`EngineSource::byte_len`](crate::EngineSource::byte_len)).
+    ///
+    /// `None` until the engine has asked the source, which it does when `open` resolves
+    /// (before anything the source produced reaches the stream), when a seek resolves and when
+    /// a writer task ends. So once the stream yielded its first item, a length the source
+    /// learned in `open` (an HTTP `Content-Length`, say) is visible here.
+    pub fn byte_len(&self) -> Option<u64> {
+        self.shared.len.load()
+    }
+
     /// Whether the engine is gone (completed, dropped or panicked): seeks then fail.
     pub fn is_closed(&self) -> bool {
         self.shared.is_gone()
@@ -178,6 +197,7 @@ impl<E> fmt::Debug for EngineHandle<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineHandle")
             .field("supports_seek", &self.supports_seek())
+            .field("byte_len", &self.byte_len())
             .field("closed", &self.is_closed())
             .finish()
     }

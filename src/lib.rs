@@ -56,8 +56,10 @@
 //! # Features
 //!
 //! - `std` (default): `futures-io` [`AsyncWrite`](futures_util::io::AsyncWrite) for
-//!   [`Writer`] and `std::error::Error` for the error types. Without it the crate is
-//!   `#![no_std]` + `alloc`.
+//!   [`Writer`], `std::error::Error` for the error types, the byte adapters of [`io`]
+//!   ([`io::AsyncReader`], [`io::BlockingReader`]) and the ready-made [`sources`]. Without it
+//!   the crate is `#![no_std]` + `alloc` (it builds for `thumbv7em-none-eabihf`).
+//! - `symphonia`: symphonia's `MediaSource` for [`io::BlockingReader`].
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -69,12 +71,18 @@ mod bytes_source;
 mod engine;
 mod error;
 mod handle;
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod io;
 mod msg;
 mod params;
 mod raw;
 mod reader;
 mod ring;
 mod source;
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod sources;
 mod sync;
 mod writer;
 

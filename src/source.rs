@@ -154,6 +154,18 @@ pub trait EngineSource: Send + 'static {
         core::future::ready(Err(StreamError::SeekNotSupported))
     }
 
+    /// The source's total length in bytes, if known; the default is `None`.
+    ///
+    /// Readers use it for `SeekFrom::End` and a decoder's `byte_len`. The engine asks when
+    /// `open` resolves (before anything the new writer task produces reaches the stream),
+    /// when a seek resolves and when a writer task ends, and publishes the answer through
+    /// [`EngineHandle::byte_len`](crate::EngineHandle::byte_len). A source that learns its
+    /// length while opening (an HTTP `Content-Length` or `Content-Range`) stores it in a
+    /// shared cell from its `open` future and returns it here. Must be cheap: no I/O.
+    fn byte_len(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether `seek_bytes` works. Asked once, by [`Engine::build`](crate::Engine::build).
     /// The default is `false`: seeks then fail at once with `SeekNotSupported`.
     fn supports_seek(&self) -> bool {

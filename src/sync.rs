@@ -4,12 +4,16 @@
 #[cfg(not(loom))]
 pub(crate) use alloc::sync::Arc;
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering, fence,
+};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering, fence,
+};
 
 use core::task::Waker;
 
@@ -61,5 +65,111 @@ impl AtomicWaker {
     /// Wakes and removes the registered waker, if any.
     pub(crate) fn wake(&self) {
         self.inner.wake();
+    }
+}
+
+/// An `Option<u64>` written by one thread and read by any, without a lock and without 64-bit
+/// atomics (which 32-bit targets such as `thumbv7em-none-eabihf` lack): a sequence lock over
+/// two 32-bit halves. Readers retry while a write is in progress; writes are rare.
+#[derive(Debug)]
+pub(crate) struct AtomicLen {
+    /// Odd while a write is in progress.
+    seq: AtomicUsize,
+    hi: AtomicU32,
+    lo: AtomicU32,
+}
+
+impl AtomicLen {
+    /// `u64::MAX` stands for "unknown".
+    const UNKNOWN: u64 = u64::MAX;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            seq: AtomicUsize::new(0),
+            hi: AtomicU32::new(u32::MAX),
+            lo: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// Stores `len`. Only one thread may write (the engine).
+    pub(crate) fn store(&self, len: Option<u64>) {
+        let value = len.unwrap_or(Self::UNKNOWN);
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.hi.store((value >> 32) as u32, Ordering::Relaxed);
+        self.lo.store(value as u32, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The last length stored.
+    pub(crate) fn load(&self) -> Option<u64> {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let hi = self.hi.load(Ordering::Relaxed);
+            let lo = self.lo.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                let value = (u64::from(hi) << 32) | u64::from(lo);
+                return (value != Self::UNKNOWN).then_some(value);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::AtomicLen;
+
+    #[test]
+    fn atomic_len_round_trips() {
+        let len = AtomicLen::new();
+        assert_eq!(len.load(), None);
+        for value in [
+            0,
+            1,
+            u64::from(u32::MAX),
+            1 << 32,
+            (1 << 40) + 7,
+            u64::MAX - 1,
+        ] {
+            len.store(Some(value));
+            assert_eq!(len.load(), Some(value));
+        }
+        len.store(None);
+        assert_eq!(len.load(), None);
+    }
+
+    #[test]
+    fn atomic_len_never_tears() {
+        let len = std::sync::Arc::new(AtomicLen::new());
+        let writer = {
+            let len = len.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    // Both halves differ between the two values.
+                    len.store(Some(if i % 2 == 0 {
+                        0x1111_1111_2222_2222
+                    } else {
+                        0x3333_3333_4444_4444
+                    }));
+                }
+            })
+        };
+        for _ in 0..20_000 {
+            let seen = len.load();
+            assert!(
+                matches!(
+                    seen,
+                    None | Some(0x1111_1111_2222_2222 | 0x3333_3333_4444_4444)
+                ),
+                "torn read: {seen:x?}"
+            );
+        }
+        writer.join().unwrap();
     }
 }

@@ -5,6 +5,7 @@
 pub mod source;
 pub mod track;
 pub mod waker;
+pub mod wav;
 
 use std::future::Future;
 use std::sync::Arc;

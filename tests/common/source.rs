@@ -323,3 +323,12 @@ impl Stream for PatternTask {
         this.emit(StreamMsg::Data(bytes))
     }
 }
+
+impl std::fmt::Display for TestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// So that the byte adapters, which turn stream errors into `io::Error`s, accept it.
+impl std::error::Error for TestError {}

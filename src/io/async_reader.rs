@@ -1,0 +1,378 @@
+//! [`AsyncReader`]: futures-io `AsyncRead + AsyncBufRead + AsyncSeek` over an engine stream.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+use std::io::{self, SeekFrom};
+use std::sync::{Mutex, PoisonError};
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::io::{AsyncBufRead, AsyncRead, AsyncSeek};
+
+use super::{SeekSwitch, SideMsg, Sink, io_error};
+use crate::handle::{EngineHandle, SeekFuture};
+use crate::msg::StreamMsg;
+use crate::reader::Reader;
+
+/// A futures-io `AsyncRead + AsyncBufRead + AsyncSeek` view of an
+/// [`EngineStream`](crate::EngineStream).
+///
+/// Reads return the stream's bytes in order. `Control` and `Event` messages met on the way
+/// go to the callback set with [`on_message`](Self::on_message), or wait in a side queue
+/// that [`take_messages`](Self::take_messages) empties: none is lost. A stream error is
+/// returned once as an `io::Error` carrying the [`StreamError`](crate::StreamError) (see
+/// [`stream_error`](super::stream_error)); after the end of data (or after an error) reads
+/// return 0 until a seek starts the stream again.
+///
+/// Seeks go through the [`EngineHandle`]: `SeekFrom::Start`, `Current`, and `End` when the
+/// source reports its length ([`EngineSource::byte_len`](crate::EngineSource::byte_len)).
+/// A seek to the current position, or within the chunk the reader holds, needs no engine;
+/// after the end of data or an error, a seek (even to the current position) goes to the
+/// engine and starts the stream again.
+///
+/// Tokio users get tokio's traits with tokio-util's compat layer:
+///
+/// ```ignore
+/// use tokio_util::compat::FuturesAsyncReadCompatExt;
+/// let mut tokio_reader = AsyncReader::new(stream, handle).compat();
+/// ```
+///
+/// ```
+/// use futures::{AsyncReadExt, AsyncSeekExt, executor::block_on, future::join};
+/// use kithara_stream::{BytesSource, Engine, StreamParams, io::AsyncReader};
+/// use std::io::SeekFrom;
+///
+/// let (engine, handle, stream) = Engine::build(BytesSource::new(&b"0123456789"[..]), StreamParams::default());
+/// let mut reader = AsyncReader::new(stream, handle);
+/// let consumer = async move {
+///     reader.seek(SeekFrom::End(-3)).await.unwrap();
+///     let mut tail = String::new();
+///     reader.read_to_string(&mut tail).await.unwrap();
+///     assert_eq!(tail, "789");
+/// };
+/// block_on(join(engine.run(), consumer));
+/// ```
+#[must_use = "readers do nothing unless read"]
+pub struct AsyncReader<C, Ev, E> {
+    stream: Reader<C, Ev, E>,
+    handle: Option<EngineHandle<E>>,
+    /// The current `Data` item, whole; `consumed` bytes of it were read.
+    chunk: Bytes,
+    consumed: usize,
+    /// Stream position of `chunk[0]`.
+    chunk_start: u64,
+    /// Something arrived from the stream, or a seek was applied.
+    started: bool,
+    /// The stream ended (end of data or an error) since the last seek: only an engine seek
+    /// starts it again, even to the current position.
+    ended: bool,
+    /// The seek in flight and its target.
+    seek: Option<(u64, SeekFuture<E>)>,
+    switch: SeekSwitch,
+    /// Behind a mutex only so that the reader is `Sync` (decoders ask for it); it is reached
+    /// through `&mut self` with `get_mut`, never locked.
+    sink: Mutex<Sink<C, Ev>>,
+}
+
+/// Nothing is structurally pinned: the stream and the seek future are `Unpin`, the queued
+/// messages are only moved.
+impl<C, Ev, E> Unpin for AsyncReader<C, Ev, E> {}
+
+impl<C, Ev, E> AsyncReader<C, Ev, E> {
+    /// A reader of `stream` that seeks through `handle`.
+    pub fn new(stream: Reader<C, Ev, E>, handle: EngineHandle<E>) -> Self {
+        let mut reader = Self::from_reader(stream);
+        reader.handle = Some(handle);
+        reader
+    }
+
+    /// A reader of a stream without a handle (a [`pipe`](crate::pipe)'s reader, say): it
+    /// cannot seek beyond the chunk it holds.
+    pub fn from_reader(stream: Reader<C, Ev, E>) -> Self {
+        Self {
+            stream,
+            handle: None,
+            chunk: Bytes::new(),
+            consumed: 0,
+            chunk_start: 0,
+            started: false,
+            ended: false,
+            seek: None,
+            switch: SeekSwitch::new(),
+            sink: Mutex::new(Sink::Queue(VecDeque::new())),
+        }
+    }
+
+    /// Hands every `Control` and `Event` to `callback`, in stream order, as the reader passes
+    /// them (from inside `poll_read`, so keep it short: a channel send, an atomic store).
+    /// Messages already queued are handed over first.
+    pub fn on_message(mut self, mut callback: impl FnMut(SideMsg<C, Ev>) + Send + 'static) -> Self {
+        let sink = self.sink.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for msg in sink.take() {
+            callback(msg);
+        }
+        *sink = Sink::Callback(Box::new(callback));
+        self
+    }
+
+    /// Takes the messages queued so far (always empty with a callback).
+    ///
+    /// Without a callback every message is queued until taken: take them now and then, or
+    /// set a callback, if the source sends many.
+    pub fn take_messages(&mut self) -> Vec<SideMsg<C, Ev>> {
+        self.sink
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The stream position of the next byte a read returns.
+    pub fn position(&self) -> u64 {
+        self.chunk_start + self.consumed as u64
+    }
+
+    /// The source's total length, if it reported one (see
+    /// [`EngineHandle::byte_len`](crate::EngineHandle::byte_len)).
+    pub fn byte_len(&self) -> Option<u64> {
+        self.handle.as_ref().and_then(EngineHandle::byte_len)
+    }
+
+    /// Whether seeks can reach the engine: there is a handle, the source supports seeking,
+    /// and the [`SeekSwitch`] is on.
+    pub fn is_seekable(&self) -> bool {
+        self.switch.is_enabled()
+            && self
+                .handle
+                .as_ref()
+                .is_some_and(EngineHandle::supports_seek)
+    }
+
+    /// The switch that turns seeking off and on (see [`SeekSwitch`]).
+    pub fn seek_switch(&self) -> SeekSwitch {
+        self.switch.clone()
+    }
+
+    /// The handle seeks go through, if any.
+    pub fn handle(&self) -> Option<&EngineHandle<E>> {
+        self.handle.as_ref()
+    }
+
+    /// The stream and the handle back. The unread rest of the current chunk is lost.
+    pub fn into_inner(self) -> (Reader<C, Ev, E>, Option<EngineHandle<E>>) {
+        (self.stream, self.handle)
+    }
+
+    /// The unread part of the current chunk.
+    pub(crate) fn buffer(&self) -> &[u8] {
+        &self.chunk[self.consumed..]
+    }
+
+    fn seek_applied(&mut self, target: u64) {
+        self.chunk = Bytes::new();
+        self.consumed = 0;
+        self.chunk_start = target;
+        self.started = true;
+        self.ended = false;
+    }
+
+    fn push_msg(&mut self, msg: SideMsg<C, Ev>) {
+        self.sink
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(msg);
+    }
+
+    /// Ready when the chunk has unread bytes (`Ok(true)`) or the stream is at its end
+    /// (`Ok(false)`).
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        // A seek whose caller stopped polling is still applied: wait for it, so that what
+        // is read next sits at a known position. If it failed, the stream goes on unchanged.
+        if let Some((target, future)) = &mut self.seek {
+            let target = *target;
+            let result = ready!(Pin::new(future).poll(cx));
+            self.seek = None;
+            if result.is_ok() {
+                self.seek_applied(target);
+            }
+        }
+        while self.consumed == self.chunk.len() {
+            let item = ready!(Pin::new(&mut self.stream).poll_next(cx));
+            self.started = true;
+            match item {
+                Some(Ok(StreamMsg::Data(bytes))) => {
+                    self.chunk_start += self.chunk.len() as u64;
+                    self.chunk = bytes;
+                    self.consumed = 0;
+                }
+                Some(Ok(StreamMsg::Control(control))) => self.push_msg(SideMsg::Control(control)),
+                Some(Ok(StreamMsg::Event(event))) => self.push_msg(SideMsg::Event(event)),
+                Some(Err(error)) => {
+                    self.ended = true;
+                    return Poll::Ready(Err(io_error(error)));
+                }
+                None => {
+                    self.ended = true;
+                    return Poll::Ready(Ok(false));
+                }
+            }
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// Resolves `pos` to an absolute target, or an error.
+    fn poll_target(&mut self, cx: &mut Context<'_>, pos: SeekFrom) -> Poll<io::Result<u64>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let (base, offset) = match pos {
+            SeekFrom::Start(n) => return Poll::Ready(Ok(n)),
+            SeekFrom::Current(offset) => (self.position(), offset),
+            SeekFrom::End(offset) => {
+                // A length learned in `open` is published before the first item arrives.
+                if self.byte_len().is_none() && !self.started && self.seek.is_none() {
+                    ready!(self.poll_chunk(cx))?;
+                }
+                match self.byte_len() {
+                    Some(len) => (len, offset),
+                    None => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            "seek from the end: the source did not report its length",
+                        )));
+                    }
+                }
+            }
+        };
+        Poll::Ready(base.checked_add_signed(offset).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek to a negative or overflowing position",
+            )
+        }))
+    }
+}
+
+impl<C, Ev, E> AsyncRead for AsyncReader<C, Ev, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    /// Copies bytes of the current chunk into `buf`, waiting for the next chunk when it is
+    /// used up. `Ok(0)` at the end of data. Cancel safe: nothing is consumed unless returned.
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if !ready!(this.poll_chunk(cx))? {
+            return Poll::Ready(Ok(0));
+        }
+        let available = this.buffer();
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        this.consumed += n;
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<C, Ev, E> AsyncBufRead for AsyncReader<C, Ev, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    /// The unread part of the current chunk (empty at the end of data); no copy.
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        ready!(this.poll_chunk(cx))?;
+        Poll::Ready(Ok(this.buffer()))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.consumed = (this.consumed + amt).min(this.chunk.len());
+    }
+}
+
+impl<C, Ev, E> AsyncSeek for AsyncReader<C, Ev, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    /// Seeks to `pos`; resolves with the new position once the engine applied the seek.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the seek needs the engine and the reader is not seekable (no handle,
+    /// the source cannot seek, or the [`SeekSwitch`] is off), or for `SeekFrom::End` when
+    /// the length is unknown; `InvalidInput` for a negative position; the engine's seek
+    /// errors as described at [`io_error`](super::io_error).
+    ///
+    /// # Cancel safety
+    ///
+    /// A seek handed to the engine is applied even if the caller stops polling; polling again
+    /// with the same target waits for it, a different target replaces it.
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        pos: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        let this = self.get_mut();
+        let target = ready!(this.poll_target(cx, pos))?;
+        if let Some((pending, _)) = &this.seek {
+            if *pending != target {
+                this.seek = None; // the engine applies it; the new one replaces it
+            }
+        }
+        if this.seek.is_none() {
+            // After the end or an error the stream restarts only through the engine; until
+            // then a seek to where it stopped changes nothing.
+            if target == this.position() && !(this.ended && this.is_seekable()) {
+                return Poll::Ready(Ok(target));
+            }
+            // Within the chunk held: no engine needed.
+            let end = this.chunk_start + this.chunk.len() as u64;
+            if !this.ended && !this.chunk.is_empty() && (this.chunk_start..=end).contains(&target) {
+                this.consumed = (target - this.chunk_start) as usize;
+                return Poll::Ready(Ok(target));
+            }
+            if !this.is_seekable() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this reader cannot seek now (no handle, source not seekable, or seeking switched off)",
+                )));
+            }
+            let handle = this
+                .handle
+                .as_ref()
+                .expect("seekable readers have a handle");
+            this.seek = Some((target, handle.seek_bytes(target)));
+        }
+        let (_, future) = this.seek.as_mut().expect("set above");
+        let result = ready!(Pin::new(future).poll(cx));
+        this.seek = None;
+        result.map_err(io_error)?;
+        this.seek_applied(target);
+        Poll::Ready(Ok(target))
+    }
+}
+
+impl<C, Ev, E> core::fmt::Debug for AsyncReader<C, Ev, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AsyncReader")
+            .field("position", &self.position())
+            .field("buffered", &(self.chunk.len() - self.consumed))
+            .field("seeking_to", &self.seek.as_ref().map(|(target, _)| target))
+            .field("seek_switch", &self.switch.is_enabled())
+            .field("handle", &self.handle)
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,58 @@
+//! Blocking on a future by parking the thread: the waker unparks it.
+
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::Wake;
+use std::thread::{self, Thread};
+
+struct Unparker(Thread);
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+std::thread_local! {
+    static WAKER: Waker = Waker::from(Arc::new(Unparker(thread::current())));
+}
+
+/// Calls `poll` until it is ready, parking the thread in between; the waker it passes
+/// unparks this thread.
+pub(crate) fn poll_blocking<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    WAKER.with(|waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(value) = poll(&mut cx) {
+                return value;
+            }
+            // A wake that came before this park left a token: `park` returns at once.
+            // Spurious returns only cost one more poll.
+            thread::park();
+        }
+    })
+}
+
+/// Runs `future` to completion on this thread, parking it while the future is pending.
+///
+/// A minimal executor for a plain thread: enough to run an engine whose source needs no
+/// runtime (for example `std::thread::spawn(move || block_on(engine.run()))`), or to wait
+/// for a seek. Futures that need a runtime's reactor (tokio's sockets, say) still need that
+/// runtime.
+///
+/// Do not call it inside an async task: it blocks the executor's thread.
+///
+/// ```
+/// let four = kithara_stream::io::block_on(async { 2 + 2 });
+/// assert_eq!(four, 4);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    poll_blocking(|cx| future.as_mut().poll(cx))
+}

@@ -1,0 +1,196 @@
+//! [`AsyncReadSource`]: a seekable source over a futures-io `AsyncRead + AsyncSeek` opener.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+use std::io::{self, SeekFrom};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use futures_util::io::{AsyncRead, AsyncSeek, AsyncSeekExt};
+
+use super::{Progress, ProgressWatch, SharedLen, WithProgress};
+use crate::error::StreamError;
+use crate::params::{DEFAULT_CHUNK_SIZE, StreamParams};
+use crate::source::{EngineSource, OpenResult, WriterTask};
+
+/// An [`EngineSource`] over anything that opens a futures-io `AsyncRead + AsyncSeek`: a file
+/// (smol's or async-std's `File`, or tokio's through tokio-util's compat layer).
+///
+/// `open` calls the opener, learns the length with `seek(End(0))` (reported through
+/// [`EngineSource::byte_len`]) and reads from 0; each seek opens again and seeks to the
+/// position, so the old reader is dropped with the old writer task. Reads of up to
+/// [`with_chunk_size`](Self::with_chunk_size) bytes become `Data` items, each followed by a
+/// [`Progress`] event.
+///
+/// ```
+/// use futures::io::Cursor;
+/// use futures::{AsyncReadExt, executor::block_on, future::join};
+/// use kithara_stream::sources::AsyncReadSource;
+/// use kithara_stream::{Engine, StreamParams, io::AsyncReader};
+///
+/// let source = AsyncReadSource::new(|| async { Ok(Cursor::new(b"file contents".to_vec())) });
+/// let (engine, handle, stream) = Engine::build(source, StreamParams::default());
+/// let mut reader = AsyncReader::new(stream, handle);
+/// let consumer = async move {
+///     let mut text = String::new();
+///     reader.read_to_string(&mut text).await.unwrap();
+///     (text, reader.byte_len())
+/// };
+/// let ((), (text, len)) = block_on(join(engine.run(), consumer));
+/// assert_eq!(text, "file contents");
+/// assert_eq!(len, Some(13));
+/// ```
+pub struct AsyncReadSource<F> {
+    open: Arc<F>,
+    chunk_size: usize,
+    len: SharedLen,
+    watch: ProgressWatch,
+}
+
+impl<F> AsyncReadSource<F> {
+    /// A source whose every `open` and seek calls `open` for a fresh reader.
+    pub fn new(open: F) -> Self {
+        Self {
+            open: Arc::new(open),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            len: SharedLen::default(),
+            watch: ProgressWatch::default(),
+        }
+    }
+
+    /// The source's download progress, updated as the engine takes each chunk (see
+    /// [`ProgressWatch`]); clone it before handing the source to the engine.
+    pub fn progress_watch(&self) -> ProgressWatch {
+        self.watch.clone()
+    }
+
+    /// Sets the size of each read (default 32 KiB).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    #[must_use]
+    #[track_caller]
+    pub fn with_chunk_size(mut self, bytes: usize) -> Self {
+        assert!(bytes > 0, "chunk_size must be greater than zero");
+        self.chunk_size = bytes;
+        self
+    }
+}
+
+impl<F> core::fmt::Debug for AsyncReadSource<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AsyncReadSource")
+            .field("chunk_size", &self.chunk_size)
+            .field("len", &self.len.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, Fut, R> AsyncReadSource<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<R>> + Send + 'static,
+    R: AsyncRead + AsyncSeek + Unpin + Send + 'static,
+{
+    fn start(&self, pos: u64) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        let opening = (self.open)();
+        let (len, chunk_size, watch) = (self.len.clone(), self.chunk_size, self.watch.clone());
+        async move {
+            let mut reader = opening.await.map_err(StreamError::Source)?;
+            let total = reader
+                .seek(SeekFrom::End(0))
+                .await
+                .map_err(StreamError::Source)?;
+            len.set(Some(total));
+            reader
+                .seek(SeekFrom::Start(pos))
+                .await
+                .map_err(StreamError::Source)?;
+            let chunks = ReadChunks {
+                reader,
+                chunk_size,
+                buf: BytesMut::new(),
+                done: false,
+            };
+            let task = WriterTask::new(WithProgress::new(chunks, pos, Some(total), watch));
+            Ok((task, ()))
+        }
+    }
+}
+
+impl<F, Fut, R> EngineSource for AsyncReadSource<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<R>> + Send + 'static,
+    R: AsyncRead + AsyncSeek + Unpin + Send + 'static,
+{
+    type Error = io::Error;
+    type Control = ();
+    type Event = Progress;
+
+    fn open(
+        &self,
+        _params: StreamParams,
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        self.start(0)
+    }
+
+    /// Opens again and seeks to `pos`; past the end, the stream ends at once.
+    fn seek_bytes(
+        &self,
+        pos: u64,
+        _control: (),
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        self.start(pos)
+    }
+
+    fn supports_seek(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        self.len.get()
+    }
+}
+
+/// Reads of up to `chunk_size` bytes, as a stream; ends at the first `Ok(0)`.
+struct ReadChunks<R> {
+    reader: R,
+    chunk_size: usize,
+    /// Zeroed space for the next read; what a read fills is split off without a copy.
+    buf: BytesMut,
+    done: bool,
+}
+
+impl<R: AsyncRead + Unpin> Stream for ReadChunks<R> {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.buf.len() < this.chunk_size {
+            this.buf.resize(this.chunk_size, 0);
+        }
+        loop {
+            match ready!(Pin::new(&mut this.reader).poll_read(cx, &mut this.buf)) {
+                Ok(0) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(n) => {
+                    return Poll::Ready(Some(Ok(this.buf.split_to(n).freeze())));
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Ready-made sources (`std` feature): turn what a player already has into an
+//! [`EngineSource`](crate::EngineSource).
+//!
+//! - [`AsyncReadSource`]: any futures-io `AsyncRead + AsyncSeek` opener (a file): seekable,
+//!   length from `seek(End(0))`.
+//! - [`StreamSource`]: any `Stream<Item = Result<Bytes, E>>` (a live stream): not seekable.
+//! - [`RangeSource`]: a closure `fetch(start)` that returns the bytes from `start` on (an
+//!   HTTP `Range: bytes=start-` request): seekable, with the total length reported.
+//!
+//! Each emits a [`Progress`] event after every chunk and publishes the same progress through
+//! a [`ProgressWatch`], so that a player can draw a buffer bar;
+//! [`BytesSource`](crate::BytesSource) serves bytes in memory.
+//!
+//! The events travel in-band, in stream order: a reader meets each one right after the chunk
+//! it describes, so it tells the total and where fetches start, not how far ahead the
+//! download is. The watch is updated as the engine takes each chunk from the source (into
+//! the ring), so it shows the download ahead of the play position.
+
+mod async_read;
+mod live;
+mod range;
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::{Mutex, PoisonError};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+pub use async_read::AsyncReadSource;
+pub use live::StreamSource;
+pub use range::{RangeResponse, RangeSource, content_range_total, range_header};
+
+use crate::msg::StreamMsg;
+
+/// Download progress, emitted by the built-in sources after each chunk (in-band, in stream
+/// order) and published through their [`ProgressWatch`] (as fetched).
+///
+/// The bytes `fetched_from..fetched_to` are fetched (in the ring or already read): a player
+/// draws them as its buffer bar next to its play position. After a seek, `fetched_from` is
+/// the seek position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Progress {
+    /// Where the current fetch started: 0, or the last seek position.
+    pub fetched_from: u64,
+    /// The end of the bytes fetched so far (exclusive).
+    pub fetched_to: u64,
+    /// The source's total length, if known.
+    pub total: Option<u64>,
+}
+
+impl Progress {
+    /// `fetched_to / total`, if the total is known and not zero.
+    pub fn fraction(&self) -> Option<f64> {
+        match self.total {
+            Some(total) if total > 0 => Some(self.fetched_to as f64 / total as f64),
+            _ => None,
+        }
+    }
+}
+
+/// The latest [`Progress`] of a built-in source, as the engine takes its chunks: cloneable,
+/// readable from any thread (a UI's), for a buffer bar ahead of the play position.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressWatch(std::sync::Arc<Mutex<Progress>>);
+
+impl ProgressWatch {
+    /// The latest progress: `fetched_to` is the end of the bytes fetched so far.
+    pub fn get(&self) -> Progress {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, progress: Progress) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = progress;
+    }
+}
+
+/// A length learned by an `open` or `seek_bytes` future and read by `byte_len`.
+#[derive(Debug, Clone, Default)]
+struct SharedLen(std::sync::Arc<Mutex<Option<u64>>>);
+
+impl SharedLen {
+    fn get(&self) -> Option<u64> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, len: Option<u64>) {
+        if len.is_some() {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = len;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A writer task from a stream of bytes: each non-empty chunk, then a [`Progress`] event.
+    struct WithProgress<S> {
+        #[pin]
+        body: S,
+        progress: Progress,
+        watch: ProgressWatch,
+        // The event to emit before the next chunk.
+        event_due: bool,
+    }
+}
+
+impl<S> WithProgress<S> {
+    /// Starts at `from` and publishes the start on `watch`.
+    fn new(body: S, from: u64, total: Option<u64>, watch: ProgressWatch) -> Self {
+        let progress = Progress {
+            fetched_from: from,
+            fetched_to: from,
+            total,
+        };
+        watch.set(progress);
+        Self {
+            body,
+            progress,
+            watch,
+            event_due: false,
+        }
+    }
+}
+
+impl<S, E> Stream for WithProgress<S>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    type Item = Result<StreamMsg<(), Progress>, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.event_due {
+            *this.event_due = false;
+            return Poll::Ready(Some(Ok(StreamMsg::Event(*this.progress))));
+        }
+        loop {
+            return Poll::Ready(match core::task::ready!(this.body.as_mut().poll_next(cx)) {
+                Some(Ok(bytes)) if bytes.is_empty() => continue,
+                Some(Ok(bytes)) => {
+                    this.progress.fetched_to += bytes.len() as u64;
+                    this.watch.set(*this.progress);
+                    *this.event_due = true;
+                    Some(Ok(StreamMsg::Data(bytes)))
+                }
+                Some(Err(error)) => Some(Err(error)),
+                None => None,
+            });
+        }
+    }
+}
