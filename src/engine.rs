@@ -9,7 +9,7 @@ use core::task::{Context, Poll};
 use futures_core::{FusedFuture, Stream};
 
 use crate::error::StreamError;
-use crate::handle::{EngineHandle, EngineShared, Reply, SeekRequest};
+use crate::handle::{EngineHandle, EngineShared, SeekRequest};
 use crate::msg::StreamMsg;
 use crate::params::StreamParams;
 use crate::reader::Reader;
@@ -191,8 +191,9 @@ struct Core<S: EngineSource> {
     state: State<S>,
     /// The current control state (S3a); `None` until `open` succeeded.
     control: Option<S::Control>,
-    /// The seek being prepared by the source, while the old writer task keeps going.
-    seek: Option<PendingSeek<S>>,
+    /// The source's future of the seek being prepared, while the old writer task keeps
+    /// going. Its reply waits in `EngineShared`, where shutdown can answer it.
+    seek: Option<SourceFuture<S>>,
 }
 
 enum State<S: EngineSource> {
@@ -219,11 +220,6 @@ impl<S: EngineSource> State<S> {
             State::Done => "done",
         }
     }
-}
-
-struct PendingSeek<S: EngineSource> {
-    future: SourceFuture<S>,
-    reply: Reply<S::Error>,
 }
 
 impl<S: EngineSource> Core<S> {
@@ -268,17 +264,20 @@ impl<S: EngineSource> Core<S> {
                 }
             }
             if let Some(seek) = &mut self.seek {
-                if let Poll::Ready(result) = seek.future.as_mut().poll(cx) {
-                    let reply = self.seek.take().expect("polled above").reply;
+                if let Poll::Ready(result) = seek.as_mut().poll(cx) {
+                    self.seek = None;
+                    let reply = shared
+                        .end_seek()
+                        .expect("the seek in preparation has a reply");
                     if let Ok((task, control)) = result {
                         // S1: drop the old task, make what it produced stale, go on from `pos`.
                         shared.set_len(self.source.byte_len());
                         self.state = State::Streaming(task);
                         self.control = Some(control);
                         self.ring.advance_epoch();
-                        shared.resolve(&reply, Ok(()));
+                        reply.resolve(Ok(()));
                     } else {
-                        shared.resolve(&reply, result.map(drop)); // S3: nothing changes
+                        reply.resolve(result.map(drop)); // S3: nothing changes
                     }
                     progress = true;
                 }
@@ -335,25 +334,21 @@ impl<S: EngineSource> Core<S> {
 
     /// Starts preparing the seek `request`, cancelling one in progress (S4).
     fn start_seek(&mut self, request: SeekRequest<S::Error>, shared: &EngineShared<S::Error>) {
-        if let Some(older) = self.seek.take() {
-            shared.resolve(&older.reply, Err(StreamError::Cancelled));
-        }
+        // The reply goes where shutdown finds it before the source's code runs, so that
+        // even a panic in `seek_bytes` answers it (B4).
+        shared.begin_seek(request.reply);
+        self.seek = None;
         let control = self
             .control
             .clone()
             .expect("a seek is started only after `open` succeeded");
-        self.seek = Some(PendingSeek {
-            future: Box::pin(self.source.seek_bytes(request.pos, control)),
-            reply: request.reply,
-        });
+        self.seek = Some(Box::pin(self.source.seek_bytes(request.pos, control)));
     }
 
     /// Completes the engine: drops the writer task and the source's futures, answers a
     /// pending seek, and marks the engine gone. Idempotent.
     fn finish(&mut self, shared: &EngineShared<S::Error>) {
-        if let Some(seek) = self.seek.take() {
-            shared.resolve(&seek.reply, Err(StreamError::ChannelClosed));
-        }
+        self.seek = None;
         self.state = State::Done;
         shared.shutdown();
     }

@@ -2,18 +2,22 @@
 //!
 //! The handles and the engine share an [`EngineShared`]. A seek request travels through a
 //! latest-wins slot: a newer request replaces an older one that the engine has not taken,
-//! and the request that replaces it cancels it. Each request carries a one-shot reply cell;
-//! whoever removes a request from the slot (the engine, a newer seek, or shutdown) owns its
-//! reply. Seek futures wait on one `event_listener::Event`, notified whenever a reply is set
-//! or the engine goes.
+//! and the request that replaces it cancels it. Each request carries a one-shot reply cell
+//! with the waiting future's waker; whoever removes a request from the slot (the engine, a
+//! newer seek, or shutdown) owns its reply. The engine keeps the reply of the seek it is
+//! preparing in a second slot, so that shutdown (also from a panic guard) answers it.
+//!
+//! Replies wake their future directly, outside any lock: a waker that re-enters the handle
+//! from `wake()` (issuing another seek, say) cannot deadlock. (An `event_listener::Event`
+//! was used first; it wakes listeners while holding its list lock, which deadlocked exactly
+//! that case: see `tests/adversarial.rs`.)
 
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll, ready};
+use core::task::{Context, Poll};
 
-use event_listener::{Event, EventListener};
 use futures_core::FusedFuture;
 
 use crate::error::StreamError;
@@ -21,7 +25,29 @@ use crate::raw::latest::Latest;
 use crate::raw::oneshot::Oneshot;
 use crate::sync::{Arc, AtomicBool, AtomicLen, AtomicUsize, AtomicWaker, Ordering};
 
-pub(crate) type Reply<E> = Arc<Oneshot<Result<(), StreamError<E>>>>;
+/// The answer to one seek, and the waker of the future waiting for it.
+pub(crate) struct ReplyCell<E> {
+    value: Oneshot<Result<(), StreamError<E>>>,
+    waker: AtomicWaker,
+}
+
+pub(crate) type Reply<E> = Arc<ReplyCell<E>>;
+
+impl<E> ReplyCell<E> {
+    fn new() -> Self {
+        Self {
+            value: Oneshot::new(),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Sets the result (the first one wins) and wakes the waiting future.
+    pub(crate) fn resolve(&self, result: Result<(), StreamError<E>>) {
+        if self.value.set(result).is_ok() {
+            self.waker.wake();
+        }
+    }
+}
 
 /// A seek issued by a handle, waiting for the engine.
 pub(crate) struct SeekRequest<E> {
@@ -41,8 +67,8 @@ pub(crate) struct EngineShared<E> {
     request: Latest<SeekRequest<E>>,
     /// The engine's task: woken by a seek request and by the last handle's drop.
     waker: AtomicWaker,
-    /// Notified whenever a reply is set or the engine goes.
-    replies: Event,
+    /// The reply of the seek the engine is preparing.
+    in_flight: Latest<Reply<E>>,
     /// Closes the ring's writer side, so the stream reports `ChannelClosed`.
     close_ring: Box<dyn Fn() + Send + Sync>,
 }
@@ -56,7 +82,7 @@ impl<E> EngineShared<E> {
             len: AtomicLen::new(),
             request: Latest::new(),
             waker: AtomicWaker::new(),
-            replies: Event::new(),
+            in_flight: Latest::new(),
             close_ring,
         }
     }
@@ -87,10 +113,16 @@ impl<E> EngineShared<E> {
         self.request.is_occupied()
     }
 
-    /// Sets `reply` (if not set yet) and wakes the seek futures.
-    pub(crate) fn resolve(&self, reply: &Reply<E>, result: Result<(), StreamError<E>>) {
-        let _ = reply.set(result);
-        self.replies.notify(usize::MAX);
+    /// Makes `reply` the one of the seek in preparation, cancelling an older one (S4).
+    pub(crate) fn begin_seek(&self, reply: Reply<E>) {
+        if let Some(older) = self.in_flight.put(reply) {
+            older.resolve(Err(StreamError::Cancelled));
+        }
+    }
+
+    /// Takes the reply of the seek in preparation, to answer it.
+    pub(crate) fn end_seek(&self) -> Option<Reply<E>> {
+        self.in_flight.take()
     }
 
     /// Marks the engine gone: the stream ends with `ChannelClosed` after what is buffered
@@ -99,9 +131,11 @@ impl<E> EngineShared<E> {
         self.gone.store(true, Ordering::SeqCst);
         (self.close_ring)();
         if let Some(request) = self.request.take() {
-            self.resolve(&request.reply, Err(StreamError::ChannelClosed));
+            request.reply.resolve(Err(StreamError::ChannelClosed));
         }
-        self.replies.notify(usize::MAX);
+        if let Some(reply) = self.in_flight.take() {
+            reply.resolve(Err(StreamError::ChannelClosed));
+        }
     }
 }
 
@@ -219,11 +253,8 @@ pub struct SeekFuture<E> {
 enum SeekState<E> {
     /// Not polled yet: nothing issued.
     Start { pos: u64 },
-    /// Issued; waiting for the reply, listening for notifications once a look found none.
-    Waiting {
-        reply: Reply<E>,
-        listener: Option<EventListener>,
-    },
+    /// Issued; waiting for the reply.
+    Waiting { reply: Reply<E> },
     /// Returned `Ready`.
     Done,
 }
@@ -245,46 +276,41 @@ impl<E> Future for SeekFuture<E> {
                         this.state = SeekState::Done;
                         return Poll::Ready(Err(StreamError::ChannelClosed));
                     }
-                    let reply: Reply<E> = Arc::new(Oneshot::new());
+                    let reply: Reply<E> = Arc::new(ReplyCell::new());
                     let request = SeekRequest {
                         pos: *pos,
                         reply: reply.clone(),
                     };
                     if let Some(older) = shared.request.put(request) {
-                        shared.resolve(&older.reply, Err(StreamError::Cancelled));
+                        older.reply.resolve(Err(StreamError::Cancelled));
                     }
                     shared.waker.wake();
                     // The engine may have shut down before our `put` and not seen it: then
                     // whoever takes it back answers it. (`put` and `gone` are `SeqCst`.)
                     if shared.is_gone() {
                         if let Some(request) = shared.request.take() {
-                            shared.resolve(&request.reply, Err(StreamError::ChannelClosed));
+                            request.reply.resolve(Err(StreamError::ChannelClosed));
                         }
                     }
-                    this.state = SeekState::Waiting {
-                        reply,
-                        listener: None,
-                    };
+                    this.state = SeekState::Waiting { reply };
                 }
-                SeekState::Waiting { reply, listener } => {
-                    let result = match reply.take() {
+                SeekState::Waiting { reply } => {
+                    let result = match reply.value.take() {
                         Some(result) => result,
-                        // The engine sets replies before it marks itself gone, so look again.
-                        None if shared.is_gone() => {
-                            reply.take().unwrap_or(Err(StreamError::ChannelClosed))
+                        None => {
+                            // Register, then look again: a reply set in between would
+                            // otherwise have found no waker to wake.
+                            reply.waker.register(cx.waker());
+                            match reply.value.take() {
+                                Some(result) => result,
+                                // Shutdown answers every reply; it may be under way.
+                                None if shared.is_gone() => reply
+                                    .value
+                                    .take()
+                                    .unwrap_or(Err(StreamError::ChannelClosed)),
+                                None => return Poll::Pending,
+                            }
                         }
-                        None => match listener {
-                            // Listen, then loop to look again before waiting on it.
-                            None => {
-                                *listener = Some(shared.replies.listen());
-                                continue;
-                            }
-                            Some(waiting) => {
-                                ready!(Pin::new(waiting).poll(cx));
-                                *listener = None;
-                                continue;
-                            }
-                        },
                     };
                     this.state = SeekState::Done;
                     return Poll::Ready(result);

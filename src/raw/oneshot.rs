@@ -9,8 +9,8 @@ const WRITING: usize = 1;
 const FULL: usize = 2;
 const TAKEN: usize = 3;
 
-/// See the module docs. Waiting for the value is the owner's business (the engine uses an
-/// `event_listener::Event`), so this holds no waker.
+/// See the module docs. Waiting for the value is the owner's business (a seek's reply
+/// pairs it with an `AtomicWaker`), so this holds no waker.
 pub(crate) struct Oneshot<T> {
     state: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
