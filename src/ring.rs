@@ -82,6 +82,7 @@ pub(crate) fn ring<C, Ev, E>(capacity: usize) -> (Producer<C, Ev, E>, Consumer<C
         Producer {
             inner: producer,
             epoch: 0,
+            wake_pending: false,
         },
         Consumer { inner: consumer },
     )
@@ -93,6 +94,8 @@ pub(crate) struct Producer<C, Ev, E> {
     inner: queue::Producer<Entry<C, Ev, E>, State>,
     /// The epoch new entries are pushed in (only this side changes it).
     epoch: usize,
+    /// An entry was pushed and the reader not woken yet ([`Self::push_deferred`]).
+    wake_pending: bool,
 }
 
 impl<C, Ev, E> Producer<C, Ev, E> {
@@ -145,13 +148,28 @@ impl<C, Ev, E> Producer<C, Ev, E> {
     /// Queues `item` whatever the budget (callers check [`Self::has_room`] first), and wakes
     /// the reader. Dropped at once if the reader is gone.
     pub(crate) fn push(&mut self, item: Item<C, Ev, E>) {
+        self.push_deferred(item);
+        self.wake_reader();
+    }
+
+    /// Queues `item` like [`Self::push`] but leaves the reader's wakeup to the next
+    /// [`Self::wake_reader`], so that a batch of pushes costs one wakeup. Callers call it
+    /// before they return `Pending` or `Ready`.
+    pub(crate) fn push_deferred(&mut self, item: Item<C, Ev, E>) {
         if self.is_reader_closed() {
             return;
         }
         self.state().used.fetch_add(item.cost(), Ordering::AcqRel);
         let epoch = self.epoch;
         self.inner.push(Entry { epoch, item });
-        self.state().reader_waker.wake();
+        self.wake_pending = true;
+    }
+
+    /// Wakes the reader if something was pushed since the last wakeup.
+    pub(crate) fn wake_reader(&mut self) {
+        if core::mem::take(&mut self.wake_pending) {
+            self.state().reader_waker.wake();
+        }
     }
 
     /// Starts a new epoch: everything queued so far becomes stale and the reader discards
