@@ -16,6 +16,8 @@
 //! - `KITHARA_BENCH_RUNS` (default 5): runs per contender; the median is reported.
 //! - `KITHARA_BENCH_SVG` (default `target/compare.svg`): where the chart is written.
 //! - `KITHARA_BENCH_ONLY` (optional): run only workloads whose name contains this text.
+//! - `KITHARA_BENCH_CONTENDER` (optional): run only contenders whose name contains this
+//!   text (for profiling one of them; ratios need the peers).
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -45,9 +47,30 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The calling thread's voluntary context switches so far (Linux; 0 elsewhere): each is a
+/// park of the executor, so their count shows how often a side went to sleep.
+fn voluntary_switches() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One run of one contender.
+#[derive(Clone, Copy)]
+struct Run {
+    time: Duration,
+    /// Voluntary context switches of both threads (executor parks).
+    parks: u64,
+}
+
 /// Runs `producer` and `consumer` on two threads, each under `block_on`; returns the time
 /// from the common start to the consumer's end and checks the byte count it reports.
-fn two_threads<P, C>(expected: u64, producer: P, consumer: C) -> Duration
+fn two_threads<P, C>(expected: u64, producer: P, consumer: C) -> Run
 where
     P: Future<Output = ()> + Send,
     C: Future<Output = u64> + Send,
@@ -57,18 +80,25 @@ where
         let barrier = &barrier;
         let p = s.spawn(move || {
             barrier.wait();
+            let before = voluntary_switches();
             block_on(producer);
+            voluntary_switches() - before
         });
         let c = s.spawn(move || {
             barrier.wait();
+            let before = voluntary_switches();
             let start = Instant::now();
             let got = block_on(consumer);
             let elapsed = start.elapsed();
             assert_eq!(got, expected, "a contender lost bytes");
-            elapsed
+            (elapsed, voluntary_switches() - before)
         });
-        p.join().unwrap();
-        c.join().unwrap()
+        let p_parks = p.join().unwrap();
+        let (time, c_parks) = c.join().unwrap();
+        Run {
+            time,
+            parks: p_parks + c_parks,
+        }
     })
 }
 
@@ -116,7 +146,7 @@ where
     n
 }
 
-fn kithara_engine(chunk: &Bytes, count: usize) -> Duration {
+fn kithara_engine(chunk: &Bytes, count: usize) -> Run {
     let source = Repeat {
         chunk: chunk.clone(),
         count,
@@ -127,7 +157,7 @@ fn kithara_engine(chunk: &Bytes, count: usize) -> Duration {
     two_threads(total, engine.run(), drain_kithara(stream))
 }
 
-fn tokio_mpsc(chunk: &Bytes, count: usize, slots: usize) -> Duration {
+fn tokio_mpsc(chunk: &Bytes, count: usize, slots: usize) -> Run {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(slots);
     let total = (chunk.len() * count) as u64;
     let chunk = chunk.clone();
@@ -148,7 +178,7 @@ fn tokio_mpsc(chunk: &Bytes, count: usize, slots: usize) -> Duration {
     )
 }
 
-fn async_channel(chunk: &Bytes, count: usize, slots: usize) -> Duration {
+fn async_channel(chunk: &Bytes, count: usize, slots: usize) -> Run {
     let (tx, rx) = async_channel::bounded::<Bytes>(slots);
     let total = (chunk.len() * count) as u64;
     let chunk = chunk.clone();
@@ -191,20 +221,20 @@ async fn read_to_end<R: futures::AsyncRead + Unpin>(mut r: R) -> u64 {
     }
 }
 
-fn piper(slice: &[u8], count: usize) -> Duration {
+fn piper(slice: &[u8], count: usize) -> Run {
     let (r, w) = piper::pipe(CAPACITY);
     let total = (slice.len() * count) as u64;
     two_threads(total, write_slices(w, slice, count), read_to_end(r))
 }
 
-fn async_ringbuf(slice: &[u8], count: usize) -> Duration {
+fn async_ringbuf(slice: &[u8], count: usize) -> Run {
     use async_ringbuf::traits::Split;
     let (w, r) = async_ringbuf::AsyncHeapRb::<u8>::new(CAPACITY).split();
     let total = (slice.len() * count) as u64;
     two_threads(total, write_slices(w, slice, count), read_to_end(r))
 }
 
-fn tokio_simplex(slice: &[u8], count: usize) -> Duration {
+fn tokio_simplex(slice: &[u8], count: usize) -> Run {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let (mut r, mut w) = tokio::io::simplex(CAPACITY);
     let total = (slice.len() * count) as u64;
@@ -234,7 +264,7 @@ fn tokio_simplex(slice: &[u8], count: usize) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // Workload 2: the copying pipe, `&[u8]` in and out.
 
-fn kithara_pipe_slices(slice: &[u8], count: usize) -> Duration {
+fn kithara_pipe_slices(slice: &[u8], count: usize) -> Run {
     let (writer, mut reader) = pipe::<(), (), Infallible>(params());
     let total = (slice.len() * count) as u64;
     two_threads(total, write_slices(writer, slice, count), async move {
@@ -260,7 +290,7 @@ fn kithara_pipe_slices(slice: &[u8], count: usize) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // Workload 3: small messages.
 
-fn kithara_pipe_messages(chunk: &Bytes, count: usize) -> Duration {
+fn kithara_pipe_messages(chunk: &Bytes, count: usize) -> Run {
     let (mut writer, reader) = pipe::<(), (), Infallible>(params());
     let total = (chunk.len() * count) as u64;
     let chunk = chunk.clone();
@@ -312,24 +342,30 @@ struct Row {
     ours: bool,
     bytes: u64,
     items: u64,
-    runs: Vec<Duration>,
+    runs: Vec<Run>,
 }
 
 impl Row {
     fn median(&self) -> Duration {
-        let mut runs = self.runs.clone();
+        let mut runs: Vec<Duration> = self.runs.iter().map(|r| r.time).collect();
         runs.sort();
         runs[runs.len() / 2]
     }
     fn gib_s(&self) -> f64 {
         self.bytes as f64 / self.median().as_secs_f64() / (1u64 << 30) as f64
     }
+    /// Median executor parks per item.
+    fn parks_per_item(&self) -> f64 {
+        let mut parks: Vec<u64> = self.runs.iter().map(|r| r.parks).collect();
+        parks.sort_unstable();
+        parks[parks.len() / 2] as f64 / self.items as f64
+    }
     fn mitems_s(&self) -> f64 {
         self.items as f64 / self.median().as_secs_f64() / 1e6
     }
 }
 
-type Contender = (&'static str, bool, Box<dyn Fn() -> Duration>);
+type Contender = (&'static str, bool, Box<dyn Fn() -> Run>);
 
 fn main() {
     let mib = env_usize("KITHARA_BENCH_MIB", 512).max(1);
@@ -446,6 +482,12 @@ fn main() {
         ));
     }
     workloads.retain(|w| w.0.contains(&only));
+    if let Ok(who) = std::env::var("KITHARA_BENCH_CONTENDER") {
+        for w in &mut workloads {
+            w.3.retain(|c| c.0.contains(&who));
+        }
+        workloads.retain(|w| !w.3.is_empty());
+    }
 
     println!(
         "kithara-stream compare: {mib} MiB per contender and run, median of {runs} runs, \
@@ -474,6 +516,10 @@ fn main() {
     }
 
     // Workload 4.
+    if !"4 physical limit".contains(&only) {
+        write_svg(&svg_path, &rows, mib, runs);
+        return;
+    }
     let mut ring_runs: Vec<Duration> = (0..runs).map(|_| copy_ring(total)).collect();
     ring_runs.sort();
     let ring_gib = total as f64 / ring_runs[runs / 2].as_secs_f64() / (1u64 << 30) as f64;
@@ -505,7 +551,10 @@ fn main() {
         ours: false,
         bytes: total as u64,
         items: (total / CHUNK) as u64,
-        runs: vec![ring_runs[runs / 2]],
+        runs: vec![Run {
+            time: ring_runs[runs / 2],
+            parks: 0,
+        }],
     });
     rows.push(Row {
         workload: "4 physical limit (copy_from_slice)",
@@ -513,14 +562,18 @@ fn main() {
         ours: false,
         bytes: len as u64,
         items: (len / CHUNK) as u64,
-        runs: vec![d],
+        runs: vec![Run { time: d, parks: 0 }],
     });
 
-    if let Some(dir) = std::path::Path::new(&svg_path).parent() {
+    write_svg(&svg_path, &rows, mib, runs);
+}
+
+fn write_svg(path: &str, rows: &[Row], mib: usize, runs: usize) {
+    if let Some(dir) = std::path::Path::new(path).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::write(&svg_path, svg(&rows, mib, runs)).expect("write the chart");
-    println!("\nchart: {svg_path}");
+    std::fs::write(path, svg(rows, mib, runs)).expect("write the chart");
+    println!("\nchart: {path}");
 }
 
 fn print_workload(rows: &[Row]) {
@@ -528,22 +581,23 @@ fn print_workload(rows: &[Row]) {
     let best_peer = rows
         .iter()
         .filter(|r| !r.ours)
-        .max_by(|a, b| a.gib_s().total_cmp(&b.gib_s()))
-        .expect("peers");
+        .max_by(|a, b| a.gib_s().total_cmp(&b.gib_s()));
     for r in rows {
         let runs: Vec<String> = r
             .runs
             .iter()
-            .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+            .map(|d| format!("{:.0}", d.time.as_secs_f64() * 1e3))
             .collect();
         println!(
-            "  {:<24} {:>8.2} GiB/s {:>9.2} M items/s   runs ms [{}]",
+            "  {:<24} {:>8.2} GiB/s {:>9.2} M items/s {:>7.3} parks/item   runs ms [{}]",
             r.contender,
             r.gib_s(),
             r.mitems_s(),
+            r.parks_per_item(),
             runs.join(" ")
         );
     }
+    let Some(best_peer) = best_peer else { return };
     for r in rows.iter().filter(|r| r.ours) {
         println!(
             "  ratio {} / best peer ({}): {:.2}x",
