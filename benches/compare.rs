@@ -60,12 +60,23 @@ fn voluntary_switches() -> u64 {
         .unwrap_or(0)
 }
 
+/// The calling thread's time on a CPU so far, in ns (Linux schedstat; 0 elsewhere): unlike
+/// wall time it does not count waiting for a core that other processes hold.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// One run of one contender.
 #[derive(Clone, Copy)]
 struct Run {
     time: Duration,
     /// Voluntary context switches of both threads (executor parks).
     parks: u64,
+    /// CPU time of both threads, in ns.
+    cpu: u64,
 }
 
 /// Runs `producer` and `consumer` on two threads, each under `block_on`; returns the time
@@ -80,24 +91,25 @@ where
         let barrier = &barrier;
         let p = s.spawn(move || {
             barrier.wait();
-            let before = voluntary_switches();
+            let (before, cpu) = (voluntary_switches(), cpu_ns());
             block_on(producer);
-            voluntary_switches() - before
+            (voluntary_switches() - before, cpu_ns() - cpu)
         });
         let c = s.spawn(move || {
             barrier.wait();
-            let before = voluntary_switches();
+            let (before, cpu) = (voluntary_switches(), cpu_ns());
             let start = Instant::now();
             let got = block_on(consumer);
             let elapsed = start.elapsed();
             assert_eq!(got, expected, "a contender lost bytes");
-            (elapsed, voluntary_switches() - before)
+            (elapsed, voluntary_switches() - before, cpu_ns() - cpu)
         });
-        let p_parks = p.join().unwrap();
-        let (time, c_parks) = c.join().unwrap();
+        let (p_parks, p_cpu) = p.join().unwrap();
+        let (time, c_parks, c_cpu) = c.join().unwrap();
         Run {
             time,
             parks: p_parks + c_parks,
+            cpu: p_cpu + c_cpu,
         }
     })
 }
@@ -354,6 +366,13 @@ impl Row {
     fn gib_s(&self) -> f64 {
         self.bytes as f64 / self.median().as_secs_f64() / (1u64 << 30) as f64
     }
+    /// Median CPU time of both threads per item, in ns.
+    fn cpu_per_item(&self) -> f64 {
+        let mut cpu: Vec<u64> = self.runs.iter().map(|r| r.cpu).collect();
+        cpu.sort_unstable();
+        cpu[cpu.len() / 2] as f64 / self.items as f64
+    }
+
     /// Median executor parks per item.
     fn parks_per_item(&self) -> f64 {
         let mut parks: Vec<u64> = self.runs.iter().map(|r| r.parks).collect();
@@ -554,6 +573,7 @@ fn main() {
         runs: vec![Run {
             time: ring_runs[runs / 2],
             parks: 0,
+            cpu: 0,
         }],
     });
     rows.push(Row {
@@ -562,7 +582,11 @@ fn main() {
         ours: false,
         bytes: len as u64,
         items: (len / CHUNK) as u64,
-        runs: vec![Run { time: d, parks: 0 }],
+        runs: vec![Run {
+            time: d,
+            parks: 0,
+            cpu: 0,
+        }],
     });
 
     write_svg(&svg_path, &rows, mib, runs);
@@ -589,11 +613,12 @@ fn print_workload(rows: &[Row]) {
             .map(|d| format!("{:.0}", d.time.as_secs_f64() * 1e3))
             .collect();
         println!(
-            "  {:<24} {:>8.2} GiB/s {:>9.2} M items/s {:>7.3} parks/item   runs ms [{}]",
+            "  {:<24} {:>8.2} GiB/s {:>9.2} M items/s {:>7.3} parks/item {:>8.0} cpu ns/item   runs ms [{}]",
             r.contender,
             r.gib_s(),
             r.mitems_s(),
             r.parks_per_item(),
+            r.cpu_per_item(),
             runs.join(" ")
         );
     }
