@@ -536,6 +536,7 @@ fn main() {
 
     // Workload 4.
     if !"4 physical limit".contains(&only) {
+        print_markdown(&rows);
         write_svg(&svg_path, &rows, mib, runs);
         return;
     }
@@ -589,7 +590,39 @@ fn main() {
         }],
     });
 
+    print_markdown(&rows);
     write_svg(&svg_path, &rows, mib, runs);
+}
+
+/// The table for the README: every contender, and kithara's ratio to the best peer.
+fn print_markdown(rows: &[Row]) {
+    println!("\n| workload | contender | GiB/s | M items/s | CPU ns/item | parks/item | ratio |");
+    println!("|---|---|---:|---:|---:|---:|---|");
+    for r in rows {
+        let peers = rows
+            .iter()
+            .filter(|p| p.workload == r.workload && !p.ours && p.runs.iter().any(|x| x.cpu > 0));
+        let best = peers.max_by(|a, b| a.gib_s().total_cmp(&b.gib_s()));
+        let ratio = match best {
+            Some(best) if r.ours => format!("**{:.2}x** best peer", r.gib_s() / best.gib_s()),
+            _ => String::new(),
+        };
+        let name = if r.ours {
+            format!("**{}**", r.contender)
+        } else {
+            r.contender.to_string()
+        };
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.3} | {} |",
+            r.workload,
+            name,
+            r.gib_s(),
+            r.mitems_s(),
+            r.cpu_per_item(),
+            r.parks_per_item(),
+            ratio
+        );
+    }
 }
 
 fn write_svg(path: &str, rows: &[Row], mib: usize, runs: usize) {
