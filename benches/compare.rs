@@ -613,15 +613,24 @@ fn print_markdown(rows: &[Row]) {
             r.contender.to_string()
         };
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.3} | {} |",
+            "| {} | {} | {:.2} | {:.2} | {} | {} | {} |",
             r.workload,
             name,
             r.gib_s(),
             r.mitems_s(),
-            r.cpu_per_item(),
-            r.parks_per_item(),
+            two_threaded(r, format!("{:.0}", r.cpu_per_item())),
+            two_threaded(r, format!("{:.3}", r.parks_per_item())),
             ratio
         );
+    }
+}
+
+/// `text` for the two-thread contenders, a dash for the one-thread copies of workload 4.
+fn two_threaded(r: &Row, text: String) -> String {
+    if r.runs.iter().any(|x| x.cpu > 0) {
+        text
+    } else {
+        "–".into()
     }
 }
 
