@@ -23,7 +23,7 @@ use crate::error::StreamError;
 use crate::msg::StreamMsg;
 use crate::params::MESSAGE_COST;
 use crate::raw::queue;
-use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Ordering};
 
 /// What the writer queues for the reader.
 #[derive(Debug)]
@@ -67,17 +67,21 @@ pub(crate) struct Entry<C, Ev, E> {
 }
 
 /// The ring's state beside its queue.
+///
+/// `used` (written by both sides for every item) and each waker (written by the side that
+/// wakes it) sit on cache lines of their own; the fields that change only on a seek or a
+/// close share one, which both sides only read while streaming.
 #[derive(Debug)]
 pub(crate) struct State {
     capacity: usize,
-    used: AtomicUsize,
+    used: CachePadded<AtomicUsize>,
     epoch: AtomicUsize,
     writer_closed: AtomicBool,
     reader_closed: AtomicBool,
     /// The writer, waiting for room (or the engine, waiting for anything the reader does).
-    writer_waker: AtomicWaker,
+    writer_waker: CachePadded<AtomicWaker>,
     /// The reader, waiting for an entry or the close.
-    reader_waker: AtomicWaker,
+    reader_waker: CachePadded<AtomicWaker>,
 }
 
 /// Creates a ring holding `capacity` bytes; `capacity > 0`.
@@ -85,12 +89,12 @@ pub(crate) fn ring<C, Ev, E>(capacity: usize) -> (Producer<C, Ev, E>, Consumer<C
     debug_assert!(capacity > 0);
     let (producer, consumer) = queue::spsc(State {
         capacity,
-        used: AtomicUsize::new(0),
+        used: CachePadded(AtomicUsize::new(0)),
         epoch: AtomicUsize::new(0),
         writer_closed: AtomicBool::new(false),
         reader_closed: AtomicBool::new(false),
-        writer_waker: AtomicWaker::new(),
-        reader_waker: AtomicWaker::new(),
+        writer_waker: CachePadded(AtomicWaker::new()),
+        reader_waker: CachePadded(AtomicWaker::new()),
     });
     (
         Producer {
