@@ -323,7 +323,7 @@ fn kithara_pipe_messages(chunk: &Bytes, count: usize) -> Run {
 /// Copies `CHUNK`-sized slices into a ring-sized buffer, cycling through it (L2-resident).
 fn copy_ring(total: usize) -> Duration {
     let src = vec![7u8; CHUNK];
-    let mut ring = vec![0u8; CAPACITY];
+    let mut ring = vec![1u8; CAPACITY]; // touched: no page faults in the timing
     let start = Instant::now();
     let mut at = 0;
     for _ in 0..total / CHUNK {
@@ -540,15 +540,17 @@ fn main() {
         write_svg(&svg_path, &rows, mib, runs);
         return;
     }
+    // The limit is the best a copy achieves: the fastest run, not the median (on a shared
+    // machine a copy run can only be slowed down, never sped up).
     let mut ring_runs: Vec<Duration> = (0..runs).map(|_| copy_ring(total)).collect();
     ring_runs.sort();
-    let ring_gib = total as f64 / ring_runs[runs / 2].as_secs_f64() / (1u64 << 30) as f64;
+    let ring_gib = total as f64 / ring_runs[0].as_secs_f64() / (1u64 << 30) as f64;
     let mut dram: Vec<(Duration, usize)> =
         (0..runs).map(|_| copy_dram(total.min(512 * MIB))).collect();
     dram.sort();
-    let (d, len) = dram[runs / 2];
+    let (d, len) = dram[0];
     let dram_gib = len as f64 / d.as_secs_f64() / (1u64 << 30) as f64;
-    println!("\n## 4 physical limit (one thread, copy_from_slice)");
+    println!("\n## 4 physical limit (one thread, copy_from_slice, best of {runs})");
     println!(
         "  {:<34} {:>9.2} GiB/s",
         "16 KiB into a 256 KiB ring", ring_gib
@@ -566,19 +568,19 @@ fn main() {
         );
     }
     rows.push(Row {
-        workload: "4 physical limit (copy_from_slice)",
+        workload: "4 physical limit (copy_from_slice, best run)",
         contender: "ring-sized copy",
         ours: false,
         bytes: total as u64,
         items: (total / CHUNK) as u64,
         runs: vec![Run {
-            time: ring_runs[runs / 2],
+            time: ring_runs[0],
             parks: 0,
             cpu: 0,
         }],
     });
     rows.push(Row {
-        workload: "4 physical limit (copy_from_slice)",
+        workload: "4 physical limit (copy_from_slice, best run)",
         contender: "DRAM-sized copy",
         ours: false,
         bytes: len as u64,
