@@ -620,10 +620,12 @@ fn print_markdown(rows: &[Row]) {
             Some(best) if r.ours => format!("**{:.2}x** best peer", r.gib_s() / best.gib_s()),
             _ => String::new(),
         };
+        // `<` would open an HTML tag in rendered markdown.
+        let contender = r.contender.replace('<', "\\<");
         let name = if r.ours {
-            format!("**{}**", r.contender)
+            format!("**{contender}**")
         } else {
-            r.contender.to_string()
+            contender
         };
         println!(
             "| {} | {} | {:.2} | {:.2} | {} | {} | {} |",
