@@ -144,6 +144,9 @@ impl<S: EngineSource> Future for Run<S> {
         let guard = PanicGuard(shared);
         let poll = core.poll_run(cx, shared);
         core::mem::forget(guard);
+        // One wakeup for everything this poll pushed (a panic above wakes the reader
+        // through the guard's shutdown instead).
+        core.ring.wake_reader();
         if poll.is_ready() {
             core.finish(shared);
         }
@@ -247,7 +250,7 @@ impl<S: EngineSource> Core<S> {
                         continue;
                     }
                     Poll::Ready(Err(error)) => {
-                        self.ring.push(Item::Error(error)); // D4
+                        self.ring.push_deferred(Item::Error(error)); // D4
                         return Poll::Ready(());
                     }
                 },
@@ -294,17 +297,18 @@ impl<S: EngineSource> Core<S> {
                                 self.control = Some(control.clone()); // S3a
                             }
                             if !matches!(&msg, StreamMsg::Data(bytes) if bytes.is_empty()) {
-                                self.ring.push(Item::Msg(msg)); // B2: empty data skipped
+                                self.ring.push_deferred(Item::Msg(msg)); // B2: empty data skipped
                             }
                         }
                         Poll::Ready(Some(Err(error))) => {
                             shared.set_len(self.source.byte_len());
-                            self.ring.push(Item::Error(StreamError::Source(error)));
+                            self.ring
+                                .push_deferred(Item::Error(StreamError::Source(error)));
                             self.state = State::Ended;
                         }
                         Poll::Ready(None) => {
                             shared.set_len(self.source.byte_len());
-                            self.ring.push(Item::End);
+                            self.ring.push_deferred(Item::End);
                             self.state = State::Ended;
                         }
                         Poll::Pending => {}

@@ -68,6 +68,21 @@ impl AtomicWaker {
     }
 }
 
+/// A value alone on its cache line(s), so that a field one side writes often does not slow
+/// down the other side's accesses to its neighbours (false sharing). 128 bytes: x86_64
+/// prefetches lines in pairs, and some aarch64 cores have 128-byte lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// An `Option<u64>` written by one thread and read by any, without a lock and without 64-bit
 /// atomics (which 32-bit targets such as `thumbv7em-none-eabihf` lack): a sequence lock over
 /// two 32-bit halves. Readers retry while a write is in progress; writes are rare.

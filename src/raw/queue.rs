@@ -16,7 +16,7 @@ use alloc::boxed::Box;
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{Arc, AtomicPtr, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 
 /// Slots per block.
 const BLOCK_LEN: usize = 32;
@@ -104,11 +104,14 @@ impl<T, S> Consumer<T, S> {
 }
 
 /// An unbounded SPSC queue; see the module docs.
+///
+/// The consumer's fields and the producer's fields sit on cache lines of their own, so that
+/// a pop does not invalidate the line the producer pushes with, and the other way round.
 struct Queue<T> {
     /// Items popped so far (wrapping); stored only by the consumer.
-    head: AtomicUsize,
+    head: CachePadded<AtomicUsize>,
     /// Items pushed so far (wrapping); stored only by the producer, `Release`.
-    tail: AtomicUsize,
+    tail: CachePadded<AtomicUsize>,
     /// The block holding item `head`, or the one before it; used only by the consumer.
     head_block: AtomicPtr<Block<T>>,
     /// The block holding item `tail - 1`; used only by the producer.
@@ -129,8 +132,8 @@ impl<T> Queue<T> {
     fn new() -> Self {
         let sentinel = Block::alloc();
         Self {
-            head: AtomicUsize::new(0),
-            tail: AtomicUsize::new(0),
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
             head_block: AtomicPtr::new(sentinel),
             tail_block: AtomicPtr::new(sentinel),
             spare: AtomicPtr::new(ptr::null_mut()),

@@ -1,0 +1,449 @@
+//! Memory, allocations and wakeups, counted (not timed): the bounds of issue 4.
+//!
+//! A counting global allocator records, per thread and only while a test turns it on, the
+//! live heap bytes, their peak and the number of allocations. Each test runs producer and
+//! consumer on its own thread (`block_on(join(..))`), so tests running in parallel do not
+//! see each other's allocations.
+//!
+//! - `alloc_peak_*`: streaming 1 GiB through a 256 KiB ring keeps the peak of live heap
+//!   bytes within `capacity + 2 source chunks + FIXED_OVERHEAD`.
+//! - `alloc_steady_*`: once warm, the pass-through path (engine, `Writer::send`) and the
+//!   copying path (`AsyncWrite`) make no allocation per chunk.
+//! - `wakeups_*`: wakeups per delivered chunk stay at or below one (counting wakers).
+// A global allocator is an `unsafe impl`; this test binary is the only place outside
+// `src/raw` that needs one, and it only forwards to `System`.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use bytes::Bytes;
+use futures::executor::block_on;
+use futures::{AsyncWriteExt, Stream, StreamExt, future, stream};
+use kithara_stream::{Engine, EngineSource, OpenResult, StreamMsg, StreamParams, WriterTask, pipe};
+
+const KIB: usize = 1024;
+const CAPACITY: usize = 256 * KIB;
+const CHUNK: usize = 16 * KIB;
+/// What the engine, the ring and the stream hold beside the bytes: the shared state, the
+/// queue's two blocks of entries, the boxed writer task and the source's futures. Measured
+/// at about 3 KiB on x86_64; the bound leaves room for other targets and allocators.
+const FIXED_OVERHEAD: usize = 8 * KIB;
+
+// ---------------------------------------------------------------------------------------------
+// The counting allocator.
+
+struct Stats {
+    on: Cell<bool>,
+    live: Cell<isize>,
+    peak: Cell<isize>,
+    allocs: Cell<usize>,
+}
+
+thread_local! {
+    static STATS: Stats = const {
+        Stats {
+            on: Cell::new(false),
+            live: Cell::new(0),
+            peak: Cell::new(0),
+            allocs: Cell::new(0),
+        }
+    };
+}
+
+fn record(delta: isize, is_alloc: bool) {
+    // `try_with`: the thread-local may be gone while a thread shuts down.
+    let _ = STATS.try_with(|s| {
+        if s.on.get() {
+            let live = s.live.get() + delta;
+            s.live.set(live);
+            s.peak.set(s.peak.get().max(live));
+            if is_alloc {
+                s.allocs.set(s.allocs.get() + 1);
+            }
+        }
+    });
+}
+
+struct Counting;
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
+// bookkeeping touches only a const-initialised thread-local of `Cell`s (no allocation).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            record(layout.size() as isize, true);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            record(layout.size() as isize, true);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        record(-(layout.size() as isize), false);
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            record(new_size as isize - layout.size() as isize, true);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Turns counting on for this thread, from zero.
+fn start_counting() {
+    STATS.with(|s| {
+        s.live.set(0);
+        s.peak.set(0);
+        s.allocs.set(0);
+        s.on.set(true);
+    });
+}
+
+fn stop_counting() {
+    STATS.with(|s| s.on.set(false));
+}
+
+fn allocs() -> usize {
+    STATS.with(|s| s.allocs.get())
+}
+
+fn peak() -> usize {
+    STATS.with(|s| s.peak.get().max(0) as usize)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources.
+
+/// Yields `count` chunks of `CHUNK` bytes: freshly allocated ones (as a network source
+/// would) or clones of one shared `Bytes` (no allocation of its own).
+struct Chunks {
+    count: usize,
+    fresh: bool,
+}
+
+impl EngineSource for Chunks {
+    type Error = Infallible;
+    type Control = ();
+    type Event = ();
+
+    fn open(
+        &self,
+        _params: StreamParams,
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        let (count, fresh) = (self.count, self.fresh);
+        let shared = Bytes::from(vec![0x5a_u8; CHUNK]);
+        let items = (0..count).map(move |i| {
+            let chunk = if fresh {
+                Bytes::from(vec![i as u8; CHUNK])
+            } else {
+                shared.clone()
+            };
+            Ok(StreamMsg::Data(chunk))
+        });
+        std::future::ready(Ok((WriterTask::new(stream::iter(items)), ())))
+    }
+}
+
+fn params() -> StreamParams {
+    StreamParams::default().with_buffer_capacity(CAPACITY)
+}
+
+/// Drains `stream`, calling `at(n)` after the `n`th data item; returns the data bytes.
+async fn drain<S>(mut stream: S, mut at: impl FnMut(usize)) -> usize
+where
+    S: Stream<Item = Result<StreamMsg<(), ()>, kithara_stream::StreamError<Infallible>>> + Unpin,
+{
+    let (mut items, mut bytes) = (0, 0);
+    while let Some(msg) = stream.next().await {
+        if let StreamMsg::Data(data) = msg.unwrap() {
+            items += 1;
+            bytes += data.len();
+            drop(data);
+            at(items);
+        }
+    }
+    bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory.
+
+#[test]
+fn alloc_peak_live_heap_bounded_streaming_1gib() {
+    let count = if cfg!(miri) { 64 } else { (1 << 30) / CHUNK };
+    let (engine, handle, stream) = Engine::build(Chunks { count, fresh: true }, params());
+    drop(handle);
+    start_counting();
+    let ((), bytes) = block_on(future::join(engine.run(), drain(stream, |_| {})));
+    stop_counting();
+    assert_eq!(bytes, count * CHUNK);
+    let bound = CAPACITY + 2 * CHUNK + FIXED_OVERHEAD;
+    let peak = peak();
+    println!(
+        "peak live heap {peak} B; bound {bound} B (capacity {CAPACITY} + 2 chunks + {FIXED_OVERHEAD}); \
+         beyond capacity + 2 chunks: {} B",
+        peak as isize - (CAPACITY + 2 * CHUNK) as isize
+    );
+    assert!(peak <= bound, "peak {peak} > bound {bound}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocations in the steady state.
+
+const WARMUP: usize = 1_000;
+const STEADY: usize = if cfg!(miri) { 100 } else { 100_000 };
+
+#[test]
+fn alloc_steady_engine_pass_through_zero_per_chunk() {
+    let count = WARMUP + STEADY;
+    let source = Chunks {
+        count,
+        fresh: false,
+    };
+    let (engine, handle, stream) = Engine::build(source, params());
+    drop(handle);
+    let window = Cell::new((0, 0));
+    start_counting();
+    // The window closes a ring's worth of chunks before the end: on one thread the engine
+    // completes that far ahead, and its completion is not the steady state.
+    let last = count - 2 * CAPACITY / CHUNK;
+    let consumer = drain(stream, |n| {
+        if n == WARMUP {
+            window.set((allocs(), 0));
+        } else if n == last {
+            window.set((window.get().0, allocs()));
+        }
+    });
+    let ((), bytes) = block_on(future::join(engine.run(), consumer));
+    stop_counting();
+    assert_eq!(bytes, count * CHUNK);
+    let (before, after) = window.get();
+    assert_eq!(
+        after - before,
+        0,
+        "allocations while {STEADY} chunks passed"
+    );
+}
+
+#[test]
+fn alloc_steady_pipe_send_zero_per_chunk() {
+    let count = WARMUP + STEADY;
+    let (mut writer, reader) = pipe::<(), (), Infallible>(params());
+    let chunk = Bytes::from(vec![1u8; CHUNK]);
+    let window = Cell::new((0, 0));
+    start_counting();
+    let producer = async move {
+        for _ in 0..count {
+            writer.send(StreamMsg::Data(chunk.clone())).await.unwrap();
+        }
+    };
+    let consumer = drain(reader, |n| {
+        if n == WARMUP {
+            window.set((allocs(), 0));
+        } else if n == count {
+            window.set((window.get().0, allocs()));
+        }
+    });
+    let ((), bytes) = block_on(future::join(producer, consumer));
+    stop_counting();
+    assert_eq!(bytes, count * CHUNK);
+    let (before, after) = window.get();
+    assert_eq!(
+        after - before,
+        0,
+        "allocations while {STEADY} chunks passed"
+    );
+}
+
+#[test]
+fn alloc_steady_async_write_copying_zero_per_chunk() {
+    let count = WARMUP + STEADY;
+    let (mut writer, reader) = pipe::<(), (), Infallible>(params());
+    let slice = vec![2u8; CHUNK];
+    let window = Cell::new((0, 0));
+    start_counting();
+    let producer = async move {
+        for _ in 0..count {
+            writer.write_all(&slice).await.unwrap();
+        }
+        writer.close();
+    };
+    // Count by bytes: the copying path may cut a slice at a block's end.
+    let consumer = async {
+        let mut reader = reader;
+        let mut bytes = 0;
+        while let Some(msg) = reader.next().await {
+            if let StreamMsg::Data(data) = msg.unwrap() {
+                let before = bytes;
+                bytes += data.len();
+                if before < WARMUP * CHUNK && bytes >= WARMUP * CHUNK {
+                    window.set((allocs(), 0));
+                }
+            }
+        }
+        window.set((window.get().0, allocs()));
+        bytes
+    };
+    let ((), bytes) = block_on(future::join(producer, consumer));
+    stop_counting();
+    assert_eq!(bytes, count * CHUNK);
+    let (before, after) = window.get();
+    assert_eq!(
+        after - before,
+        0,
+        "allocations while {STEADY} slices were copied"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wakeups.
+
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting_waker() -> (Arc<Counter>, Waker) {
+    let counter = Arc::new(Counter::default());
+    (counter.clone(), Waker::from(counter))
+}
+
+/// Engine and stream polled by hand, each only after a wake (as an executor would), with a
+/// counting waker each: the wakes per delivered chunk.
+#[test]
+fn wakeups_per_chunk_at_most_one_hand_polled() {
+    let count = if cfg!(miri) { 200 } else { 100_000 };
+    let source = Chunks {
+        count,
+        fresh: false,
+    };
+    let (engine, handle, mut stream) = Engine::build(source, params());
+    drop(handle);
+    let mut run = engine.run();
+    let (engine_wakes, engine_waker) = counting_waker();
+    let (reader_wakes, reader_waker) = counting_waker();
+    let (mut engine_seen, mut reader_seen) = (0, 0);
+    let (mut run_done, mut chunks) = (false, 0);
+    // The first poll of each is free; afterwards each is polled only when woken.
+    let (mut poll_engine, mut poll_reader) = (true, true);
+    loop {
+        if poll_engine && !run_done {
+            run_done = Pin::new(&mut run)
+                .poll(&mut Context::from_waker(&engine_waker))
+                .is_ready();
+        }
+        if poll_reader {
+            loop {
+                match Pin::new(&mut stream).poll_next(&mut Context::from_waker(&reader_waker)) {
+                    Poll::Ready(Some(msg)) => {
+                        assert!(msg.unwrap().into_data().is_some());
+                        chunks += 1;
+                    }
+                    Poll::Ready(None) => break,
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if chunks == count {
+            break;
+        }
+        let (e, r) = (
+            engine_wakes.0.load(Ordering::SeqCst),
+            reader_wakes.0.load(Ordering::SeqCst),
+        );
+        poll_engine = e > engine_seen;
+        poll_reader = r > reader_seen;
+        (engine_seen, reader_seen) = (e, r);
+        assert!(
+            poll_engine || poll_reader,
+            "nobody was woken: a lost wakeup"
+        );
+    }
+    let wakes = engine_wakes.0.load(Ordering::SeqCst) + reader_wakes.0.load(Ordering::SeqCst);
+    let per_chunk = wakes as f64 / chunks as f64;
+    println!("{wakes} wakeups for {chunks} chunks: {per_chunk:.4} per chunk");
+    assert!(per_chunk <= 1.0, "{per_chunk} wakeups per chunk");
+}
+
+/// A one-future executor whose waker counts its wakes and unparks the thread.
+struct ThreadWaker {
+    thread: std::thread::Thread,
+    wakes: AtomicUsize,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+fn counting_block_on<F: Future>(future: F) -> (F::Output, usize) {
+    let waker = Arc::new(ThreadWaker {
+        thread: std::thread::current(),
+        wakes: AtomicUsize::new(0),
+    });
+    let std_waker = Waker::from(waker.clone());
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(&std_waker)) {
+            return (out, waker.wakes.load(Ordering::SeqCst));
+        }
+        std::thread::park();
+    }
+}
+
+/// Engine and stream on two threads, each under a counting executor.
+#[test]
+fn wakeups_per_chunk_at_most_one_two_threads() {
+    let count = if cfg!(miri) { 200 } else { 100_000 };
+    let source = Chunks {
+        count,
+        fresh: false,
+    };
+    let (engine, handle, stream) = Engine::build(source, params());
+    drop(handle);
+    let engine = std::thread::spawn(move || counting_block_on(engine.run()).1);
+    let (bytes, reader_wakes) = counting_block_on(drain(stream, |_| {}));
+    let engine_wakes = engine.join().unwrap();
+    assert_eq!(bytes, count * CHUNK);
+    let per_chunk = (engine_wakes + reader_wakes) as f64 / count as f64;
+    println!(
+        "engine {engine_wakes} + reader {reader_wakes} wakeups for {count} chunks: {per_chunk:.4} per chunk"
+    );
+    assert!(per_chunk <= 1.0, "{per_chunk} wakeups per chunk");
+}
