@@ -10,6 +10,8 @@
 //! thread driven by `futures::executor::block_on` (the same simple executor for all). Runs
 //! interleave the contenders (run 1 of each, then run 2 of each, ...) so that noise from
 //! other processes spreads over all of them; the table shows the median of the runs.
+//! Workload 5 is the exception: its consumer is a blocking `std::io::Read` on a plain thread
+//! (no executor), and stream-download's producer is the tokio runtime it needs.
 //!
 //! Environment:
 //! - `KITHARA_BENCH_MIB` (default 512): payload per contender and run, in MiB.
@@ -19,6 +21,7 @@
 //! - `KITHARA_BENCH_CONTENDER` (optional): run only contenders whose name contains this
 //!   text (for profiling one of them; ratios need the peers).
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -86,20 +89,34 @@ where
     P: Future<Output = ()> + Send,
     C: Future<Output = u64> + Send,
 {
+    two_threads_with(
+        expected,
+        move || block_on(producer),
+        move || block_on(consumer),
+    )
+}
+
+/// Runs `producer` and `consumer` on two threads as they are (each drives itself: an
+/// executor's `block_on`, a runtime, or blocking calls); times and checks as [`two_threads`].
+fn two_threads_with<P, C>(expected: u64, producer: P, consumer: C) -> Run
+where
+    P: FnOnce() + Send,
+    C: FnOnce() -> u64 + Send,
+{
     let barrier = Barrier::new(2);
     std::thread::scope(|s| {
         let barrier = &barrier;
         let p = s.spawn(move || {
             barrier.wait();
             let (before, cpu) = (voluntary_switches(), cpu_ns());
-            block_on(producer);
+            producer();
             (voluntary_switches() - before, cpu_ns() - cpu)
         });
         let c = s.spawn(move || {
             barrier.wait();
             let (before, cpu) = (voluntary_switches(), cpu_ns());
             let start = Instant::now();
-            let got = block_on(consumer);
+            let got = consumer();
             let elapsed = start.elapsed();
             assert_eq!(got, expected, "a contender lost bytes");
             (elapsed, voluntary_switches() - before, cpu_ns() - cpu)
@@ -357,6 +374,204 @@ fn copy_dram(total: usize) -> (Duration, usize) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Workload 5: a whole stream through a blocking `std::io::Read`.
+
+/// Distinct chunks in the pool workload 5 cycles through: a prime, so that the pattern does
+/// not line up with the 16-chunk ring and a lost, repeated or reordered chunk shows.
+const POOL: usize = 17;
+
+/// `POOL` chunks of `CHUNK` pseudo-random bytes; chunk `i` of a stream is `pool[i % POOL]`.
+fn chunk_pool() -> Vec<Bytes> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..POOL)
+        .map(|_| {
+            let bytes: Vec<u8> = (0..CHUNK)
+                .map(|_| {
+                    // xorshift64
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
+                .collect();
+            Bytes::from(bytes)
+        })
+        .collect()
+}
+
+/// Checks a read of `buf` at stream position `pos` against the pool's pattern: every byte
+/// when `full`, else its first and last byte (cheap enough for the timed runs).
+fn check_read(pool: &[Bytes], pos: u64, buf: &[u8], full: bool) {
+    let expected = |p: u64| pool[(p / CHUNK as u64) as usize % POOL][(p % CHUNK as u64) as usize];
+    if buf.is_empty() {
+        return;
+    }
+    if !full {
+        let last = pos + buf.len() as u64 - 1;
+        assert!(
+            buf[0] == expected(pos) && buf[buf.len() - 1] == expected(last),
+            "wrong bytes at {pos}"
+        );
+        return;
+    }
+    let mut at = pos;
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let off = (at % CHUNK as u64) as usize;
+        let chunk = &pool[(at / CHUNK as u64) as usize % POOL][off..];
+        let k = chunk.len().min(rest.len());
+        assert!(
+            rest[..k] == chunk[..k],
+            "wrong bytes in {at}..{}",
+            at + k as u64
+        );
+        at += k as u64;
+        rest = &rest[k..];
+    }
+}
+
+/// Reads `r` to its end with `CHUNK`-sized reads, checking each read; returns the count.
+fn read_blocking(mut r: impl std::io::Read, pool: &[Bytes], full: bool) -> u64 {
+    let mut buf = vec![0u8; CHUNK];
+    let mut n = 0u64;
+    loop {
+        let got = r.read(&mut buf).unwrap();
+        if got == 0 {
+            return n;
+        }
+        check_read(pool, n, &buf[..got], full);
+        black_box(&buf[..got]);
+        n += got as u64;
+    }
+}
+
+/// kithara's source for workload 5: the pool's chunks in turn, `count` of them, with the
+/// length known (as stream-download's source reports it).
+struct Cycle {
+    pool: Vec<Bytes>,
+    count: usize,
+}
+
+impl EngineSource for Cycle {
+    type Error = Infallible;
+    type Control = ();
+    type Event = ();
+
+    fn open(
+        &self,
+        _params: StreamParams,
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        let pool = self.pool.clone();
+        let items = (0..self.count).map(move |i| Ok(StreamMsg::Data(pool[i % POOL].clone())));
+        std::future::ready(Ok((WriterTask::new(stream::iter(items)), ())))
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some((self.count * CHUNK) as u64)
+    }
+}
+
+/// The engine under `block_on` on one thread, `BlockingReader` read to the end on the other.
+fn kithara_blocking_reader(pool: &[Bytes], count: usize, full: bool) -> Run {
+    let source = Cycle {
+        pool: pool.to_vec(),
+        count,
+    };
+    let (engine, handle, stream) = Engine::build(source, params());
+    let reader = kithara_stream::io::BlockingReader::new(stream, handle);
+    let total = (CHUNK * count) as u64;
+    two_threads_with(
+        total,
+        move || block_on(engine.run()),
+        move || read_blocking(reader, pool, full),
+    )
+}
+
+/// stream-download's side of workload 5: the same chunks from memory, as a `SourceStream`.
+struct MemoryStream {
+    pool: Vec<Bytes>,
+    next: usize,
+    count: usize,
+}
+
+impl futures::Stream for MemoryStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let i = self.next;
+        std::task::Poll::Ready((i < self.count).then(|| {
+            self.next += 1;
+            Ok(self.pool[i % POOL].clone())
+        }))
+    }
+}
+
+impl stream_download::source::SourceStream for MemoryStream {
+    type Params = (Vec<Bytes>, usize);
+    type StreamCreationError = Infallible;
+
+    async fn create((pool, count): Self::Params) -> Result<Self, Infallible> {
+        Ok(Self {
+            pool,
+            next: 0,
+            count,
+        })
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        Some((self.count * CHUNK) as u64)
+    }
+
+    async fn seek_range(&mut self, _start: u64, _end: Option<u64>) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    async fn reconnect(&mut self, _current_position: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn supports_seek(&self) -> bool {
+        false
+    }
+}
+
+/// `StreamDownload` over bounded memory storage of the ring's capacity, default settings,
+/// created on a current-thread tokio runtime that then drives the download on one thread;
+/// read to the end through its blocking `Read` on the other.
+fn stream_download(pool: &[Bytes], count: usize, full: bool) -> Run {
+    use stream_download::storage::bounded::BoundedStorageProvider;
+    use stream_download::storage::memory::MemoryStorageProvider;
+    use stream_download::{Settings, StreamDownload};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let storage = BoundedStorageProvider::new(
+        MemoryStorageProvider,
+        std::num::NonZeroUsize::new(CAPACITY).unwrap(),
+    );
+    // Spawns the download task; it runs only when the runtime is driven, on the producer thread.
+    let reader = rt
+        .block_on(StreamDownload::new::<MemoryStream>(
+            (pool.to_vec(), count),
+            storage,
+            Settings::default(),
+        ))
+        .unwrap();
+    let done = reader.handle();
+    let total = (CHUNK * count) as u64;
+    two_threads_with(
+        total,
+        move || rt.block_on(done.wait_for_completion()),
+        move || read_blocking(reader, pool, full),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run, the table and the chart.
 
 struct Row {
@@ -412,7 +627,7 @@ fn main() {
     let chunk_slots = CAPACITY / CHUNK;
     let small_slots = CAPACITY / SMALL;
 
-    let mut workloads: Vec<(&'static str, usize, u64, Vec<Contender>)> = Vec::new();
+    let mut workloads: Vec<Workload> = Vec::new();
     {
         let (b1, b2, b3, b4, b5, b6) = (
             big.clone(),
@@ -511,6 +726,39 @@ fn main() {
             ],
         ));
     }
+    {
+        let pool = chunk_pool();
+        let (p1, p2) = (pool.clone(), pool);
+        let (v1, v2) = (Cell::new(false), Cell::new(false));
+        workloads.push((
+            "5 blocking Read of a whole stream (16 KiB reads)",
+            CHUNK,
+            big_count as u64,
+            vec![
+                (
+                    "kithara BlockingReader",
+                    true,
+                    Box::new(move || {
+                        // Once per process, untimed: every byte compared.
+                        if !v1.replace(true) {
+                            kithara_blocking_reader(&p1, big_count, true);
+                        }
+                        kithara_blocking_reader(&p1, big_count, false)
+                    }),
+                ),
+                (
+                    "stream-download bounded",
+                    false,
+                    Box::new(move || {
+                        if !v2.replace(true) {
+                            stream_download(&p2, big_count, true);
+                        }
+                        stream_download(&p2, big_count, false)
+                    }),
+                ),
+            ],
+        ));
+    }
     workloads.retain(|w| w.0.contains(&only));
     if let Ok(who) = std::env::var("KITHARA_BENCH_CONTENDER") {
         for w in &mut workloads {
@@ -521,11 +769,29 @@ fn main() {
 
     println!(
         "kithara-stream compare: {mib} MiB per contender and run, median of {runs} runs, \
-         capacity {} KiB, producer and consumer on two threads under futures::executor::block_on",
+         capacity {} KiB, producer and consumer on two threads under futures::executor::block_on \
+         (workload 5: blocking reads; stream-download's producer is a tokio runtime)",
         CAPACITY / KIB
     );
     let mut rows: Vec<Row> = Vec::new();
-    for (name, item, items, contenders) in &workloads {
+    let (before_4, after_4): (Vec<_>, Vec<_>) = workloads
+        .into_iter()
+        .partition(|w| w.0.as_bytes()[0] < b'4');
+    run_workloads(&before_4, runs, &mut rows);
+    if "4 physical limit".contains(&only) {
+        physical_limit(total, runs, &mut rows);
+    }
+    run_workloads(&after_4, runs, &mut rows);
+
+    print_markdown(&rows);
+    write_svg(&svg_path, &rows, mib, runs);
+}
+
+type Workload = (&'static str, usize, u64, Vec<Contender>);
+
+/// Runs the contenders of each workload interleaved, `runs` times, and prints each workload.
+fn run_workloads(workloads: &[Workload], runs: usize, rows: &mut Vec<Row>) {
+    for (name, item, items, contenders) in workloads {
         let first = rows.len();
         for (contender, ours, _) in contenders {
             rows.push(Row {
@@ -544,15 +810,11 @@ fn main() {
         }
         print_workload(&rows[first..]);
     }
+}
 
-    // Workload 4.
-    if !"4 physical limit".contains(&only) {
-        print_markdown(&rows);
-        write_svg(&svg_path, &rows, mib, runs);
-        return;
-    }
-    // The limit is the best a copy achieves: the fastest run, not the median (on a shared
-    // machine a copy run can only be slowed down, never sped up).
+/// Workload 4: the best a copy achieves, the fastest run rather than the median (on a
+/// shared machine a copy run can only be slowed down, never sped up).
+fn physical_limit(total: usize, runs: usize, rows: &mut Vec<Row>) {
     let mut ring_runs: Vec<Duration> = (0..runs).map(|_| copy_ring(total)).collect();
     ring_runs.sort();
     let ring_gib = total as f64 / ring_runs[0].as_secs_f64() / (1u64 << 30) as f64;
@@ -602,9 +864,6 @@ fn main() {
             cpu: 0,
         }],
     });
-
-    print_markdown(&rows);
-    write_svg(&svg_path, &rows, mib, runs);
 }
 
 /// The table for the README: every contender, and kithara's ratio to the best peer.
