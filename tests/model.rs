@@ -122,6 +122,11 @@ type Msg = Result<StreamMsg<u8, u8>, &'static str>;
 
 impl ScriptSource {
     fn task(&self, from: u64) -> WriterTask<u8, u8, &'static str> {
+        WriterTask::new(stream::iter(self.messages(from)))
+    }
+
+    /// What the writer task started at `from` produces.
+    fn messages(&self, from: u64) -> Vec<Msg> {
         let mut out: Vec<Msg> = Vec::new();
         let mut at = 0u64;
         for item in self.items.iter() {
@@ -143,7 +148,7 @@ impl ScriptSource {
         if self.fails {
             out.push(Err("script error"));
         }
-        WriterTask::new(stream::iter(out))
+        out
     }
 }
 
@@ -286,6 +291,47 @@ struct Driver {
 const POLLS: usize = 100_000;
 
 impl Driver {
+    fn new(case: EngineCase) -> Self {
+        let params = StreamParams::default()
+            .with_buffer_capacity(case.capacity)
+            .with_chunk_size(case.chunk_size);
+        let source = ScriptSource {
+            items: Arc::new(case.items.clone()),
+            fails: case.fails,
+        };
+        let (engine, handle, stream) = Engine::build(source, params);
+        Self {
+            expected: expected(&case.items, case.fails, 0),
+            case,
+            run: engine.run(),
+            run_waker: CountingWaker::new(),
+            run_done: false,
+            handle: Some(handle),
+            stream,
+            stream_waker: CountingWaker::new(),
+            ended: false,
+        }
+    }
+
+    /// E1: dropping the stream, at any point, completes the engine at its next poll.
+    fn drop_stream(self) -> Result<(), TestCaseError> {
+        let Driver {
+            mut run,
+            stream,
+            run_done,
+            ..
+        } = self;
+        drop(stream);
+        if !run_done {
+            let waker = CountingWaker::new();
+            prop_assert_eq!(
+                Pin::new(&mut run).poll(&mut waker.context()),
+                Poll::Ready(())
+            );
+        }
+        Ok(())
+    }
+
     fn poll_run(&mut self) -> Result<(), TestCaseError> {
         if !self.run_done {
             self.run_done = Pin::new(&mut self.run)
@@ -325,10 +371,7 @@ impl Driver {
                 }
                 Poll::Pending => {
                     prop_assert!(!self.run_done, "the stream waits on a completed engine");
-                    let woken = self.stream_waker.count();
                     self.poll_run()?;
-                    // E5: a pending stream is woken by whatever the engine pushed.
-                    let _ = woken;
                 }
             }
         }
@@ -366,25 +409,7 @@ impl Driver {
 }
 
 fn run_engine_case(case: EngineCase) -> Result<(), TestCaseError> {
-    let params = StreamParams::default()
-        .with_buffer_capacity(case.capacity)
-        .with_chunk_size(case.chunk_size);
-    let source = ScriptSource {
-        items: Arc::new(case.items.clone()),
-        fails: case.fails,
-    };
-    let (engine, handle, stream) = Engine::build(source, params);
-    let mut driver = Driver {
-        expected: expected(&case.items, case.fails, 0),
-        case,
-        run: engine.run(),
-        run_waker: CountingWaker::new(),
-        run_done: false,
-        handle: Some(handle),
-        stream,
-        stream_waker: CountingWaker::new(),
-        ended: false,
-    };
+    let mut driver = Driver::new(case);
     for op in driver.case.ops.clone() {
         match op {
             Op::Read => driver.read()?,
@@ -394,10 +419,7 @@ fn run_engine_case(case: EngineCase) -> Result<(), TestCaseError> {
             }
             Op::Seek(pos) => driver.seek(pos)?,
             Op::DropHandle => driver.handle = None,
-            Op::DropStream => {
-                drop(driver);
-                return Ok(()); // E1 is checked below for the stream's drop
-            }
+            Op::DropStream => return driver.drop_stream(),
         }
     }
     // Drain to the end, then let the engine go: it completes (E2).
@@ -421,29 +443,11 @@ proptest! {
     /// E1 for arbitrary scripts: dropping the stream at any point completes the engine.
     #[test]
     fn model_engine_stops_when_stream_dropped(case in engine_case(), reads in 0..20usize) {
-        let params = StreamParams::default()
-            .with_buffer_capacity(case.capacity)
-            .with_chunk_size(case.chunk_size);
-        let source = ScriptSource { items: Arc::new(case.items.clone()), fails: case.fails };
-        let (engine, handle, stream) = Engine::build(source, params);
-        let mut driver = Driver {
-            expected: expected(&case.items, case.fails, 0),
-            case,
-            run: engine.run(),
-            run_waker: CountingWaker::new(),
-            run_done: false,
-            handle: Some(handle),
-            stream,
-            stream_waker: CountingWaker::new(),
-            ended: false,
-        };
+        let mut driver = Driver::new(case);
         for _ in 0..reads {
             driver.read()?;
         }
-        let Driver { mut run, stream, .. } = driver;
-        drop(stream);
-        let waker = CountingWaker::new();
-        prop_assert_eq!(Pin::new(&mut run).poll(&mut waker.context()), Poll::Ready(()));
+        driver.drop_stream()?;
     }
 
     /// The pipe against the model: a writer script sent with backpressure, interleaved with
@@ -459,19 +463,10 @@ proptest! {
         let params = StreamParams::default().with_buffer_capacity(capacity).with_chunk_size(chunk_size);
         let (mut writer, mut reader) = pipe::<u8, u8, &'static str>(params);
         let mut expected = expected(&items, fails, 0);
-        let mut to_send: VecDeque<StreamMsg<u8, u8>> = items.iter().map(|item| match *item {
-            Item::Data(len) => StreamMsg::Data((0..len as u64).map(|i| pattern(i + total(&items[..0]))).collect()),
-            Item::Control(c) => StreamMsg::Control(c),
-            Item::Event(e) => StreamMsg::Event(e),
-        }).collect();
-        // Give the data its pattern offsets.
-        let mut at = 0u64;
-        for msg in to_send.iter_mut() {
-            if let StreamMsg::Data(data) = msg {
-                *data = (at..at + data.len() as u64).map(pattern).collect();
-                at += data.len() as u64;
-            }
-        }
+        let source = ScriptSource { items: Arc::new(items.clone()), fails };
+        // The failure is sent with `fail` below, after everything else.
+        let mut to_send: VecDeque<StreamMsg<u8, u8>> =
+            source.messages(0).into_iter().filter_map(Result::ok).collect();
         let bound = capacity + largest(&items);
         let (writer_waker, reader_waker) = (CountingWaker::new(), CountingWaker::new());
         let mut closed = false;
