@@ -2,7 +2,7 @@
 //! `LOOM_MAX_PREEMPTIONS`) of the threads below is explored.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom
 //! ```
 #![cfg(loom)]
 
