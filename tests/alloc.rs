@@ -217,6 +217,26 @@ fn alloc_peak_live_heap_bounded_streaming_1gib() {
 const WARMUP: usize = 1_000;
 const STEADY: usize = if cfg!(miri) { 100 } else { 100_000 };
 
+/// The allocation count when the steady state began and when it ended.
+#[derive(Default)]
+struct Window(Cell<(usize, usize)>);
+
+impl Window {
+    fn open(&self) {
+        self.0.set((allocs(), 0));
+    }
+
+    fn close(&self) {
+        self.0.set((self.0.get().0, allocs()));
+    }
+
+    #[track_caller]
+    fn assert_no_allocations(&self, what: &str) {
+        let (before, after) = self.0.get();
+        assert_eq!(after - before, 0, "allocations while {STEADY} {what}");
+    }
+}
+
 #[test]
 fn alloc_steady_engine_pass_through_zero_per_chunk() {
     let count = WARMUP + STEADY;
@@ -226,27 +246,22 @@ fn alloc_steady_engine_pass_through_zero_per_chunk() {
     };
     let (engine, handle, stream) = Engine::build(source, params());
     drop(handle);
-    let window = Cell::new((0, 0));
+    let window = Window::default();
     start_counting();
     // The window closes a ring's worth of chunks before the end: on one thread the engine
     // completes that far ahead, and its completion is not the steady state.
     let last = count - 2 * CAPACITY / CHUNK;
     let consumer = drain(stream, |n| {
         if n == WARMUP {
-            window.set((allocs(), 0));
+            window.open();
         } else if n == last {
-            window.set((window.get().0, allocs()));
+            window.close();
         }
     });
     let ((), bytes) = block_on(future::join(engine.run(), consumer));
     stop_counting();
     assert_eq!(bytes, count * CHUNK);
-    let (before, after) = window.get();
-    assert_eq!(
-        after - before,
-        0,
-        "allocations while {STEADY} chunks passed"
-    );
+    window.assert_no_allocations("chunks passed");
 }
 
 #[test]
@@ -254,7 +269,7 @@ fn alloc_steady_pipe_send_zero_per_chunk() {
     let count = WARMUP + STEADY;
     let (mut writer, reader) = pipe::<(), (), Infallible>(params());
     let chunk = Bytes::from(vec![1u8; CHUNK]);
-    let window = Cell::new((0, 0));
+    let window = Window::default();
     start_counting();
     let producer = async move {
         for _ in 0..count {
@@ -263,20 +278,15 @@ fn alloc_steady_pipe_send_zero_per_chunk() {
     };
     let consumer = drain(reader, |n| {
         if n == WARMUP {
-            window.set((allocs(), 0));
+            window.open();
         } else if n == count {
-            window.set((window.get().0, allocs()));
+            window.close();
         }
     });
     let ((), bytes) = block_on(future::join(producer, consumer));
     stop_counting();
     assert_eq!(bytes, count * CHUNK);
-    let (before, after) = window.get();
-    assert_eq!(
-        after - before,
-        0,
-        "allocations while {STEADY} chunks passed"
-    );
+    window.assert_no_allocations("chunks passed");
 }
 
 #[test]
@@ -284,7 +294,7 @@ fn alloc_steady_async_write_copying_zero_per_chunk() {
     let count = WARMUP + STEADY;
     let (mut writer, reader) = pipe::<(), (), Infallible>(params());
     let slice = vec![2u8; CHUNK];
-    let window = Cell::new((0, 0));
+    let window = Window::default();
     start_counting();
     let producer = async move {
         for _ in 0..count {
@@ -301,22 +311,17 @@ fn alloc_steady_async_write_copying_zero_per_chunk() {
                 let before = bytes;
                 bytes += data.len();
                 if before < WARMUP * CHUNK && bytes >= WARMUP * CHUNK {
-                    window.set((allocs(), 0));
+                    window.open();
                 }
             }
         }
-        window.set((window.get().0, allocs()));
+        window.close();
         bytes
     };
     let ((), bytes) = block_on(future::join(producer, consumer));
     stop_counting();
     assert_eq!(bytes, count * CHUNK);
-    let (before, after) = window.get();
-    assert_eq!(
-        after - before,
-        0,
-        "allocations while {STEADY} slices were copied"
-    );
+    window.assert_no_allocations("slices were copied");
 }
 
 // ---------------------------------------------------------------------------------------------

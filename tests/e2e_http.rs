@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::hang_guard;
 use common::wav::{self, Decoded, HEADER_LEN};
+use common::{TempFile, hang_guard};
 use futures::{AsyncReadExt, AsyncSeekExt, TryStreamExt};
 use kithara_stream::io::{AsyncReader, BlockingReader, stream_error};
 use kithara_stream::sources::{
@@ -45,23 +45,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// A file written for one test, removed at the end.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> Self {
-        let path = std::env::temp_dir().join(format!("kithara-{}-{name}", std::process::id()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Serves `file` at `/audio.wav` on 127.0.0.1 with axum and tower-http's `ServeFile`, on

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use common::{hang_guard, pattern};
+use common::{TempFile, hang_guard, pattern};
 use futures::{AsyncReadExt, AsyncSeekExt, StreamExt, stream};
 use kithara_stream::io::{AsyncReader, BlockingReader, SideMsg, block_on, stream_error};
 use kithara_stream::sources::{
@@ -25,23 +25,6 @@ fn params() -> StreamParams {
     StreamParams::default()
         .with_buffer_capacity(16 * 1024)
         .with_chunk_size(4096)
-}
-
-/// A file written for one test, removed at the end.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> Self {
-        let path = std::env::temp_dir().join(format!("kithara-{}-{name}", std::process::id()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn progress_of(messages: Vec<SideMsg<(), Progress>>) -> Vec<Progress> {

@@ -19,6 +19,23 @@ use futures::future::RemoteHandle;
 pub use source::{Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Stats, TestError, TestSource, pattern};
 pub use track::{Tracker, drain};
 
+/// A file written for one test, removed at the end.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, contents: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!("kithara-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The executors of rule E4.
 #[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy)]
