@@ -352,8 +352,11 @@ impl<S: EngineSource> Core<S> {
     /// Completes the engine: drops the writer task and the source's futures, answers a
     /// pending seek, and marks the engine gone. Idempotent.
     fn finish(&mut self, shared: &EngineShared<S::Error>) {
-        self.seek = None;
-        self.state = State::Done;
+        // Shut down before dropping anything of the user's: a `Drop` that panics must not
+        // leave seeks waiting for an answer (B4).
         shared.shutdown();
+        let seek = self.seek.take();
+        let state = core::mem::replace(&mut self.state, State::Done);
+        drop((seek, state));
     }
 }

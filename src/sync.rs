@@ -83,15 +83,21 @@ impl<T> core::ops::Deref for CachePadded<T> {
     }
 }
 
-/// An `Option<u64>` written by one thread and read by any, without a lock and without 64-bit
-/// atomics (which 32-bit targets such as `thumbv7em-none-eabihf` lack): a sequence lock over
-/// two 32-bit halves. Readers retry while a write is in progress; writes are rare.
+/// An `Option<u64>` written and read by any thread, without a lock and without 64-bit
+/// atomics (which 32-bit targets such as `thumbv7em-none-eabihf` lack).
+///
+/// Two slots of two 32-bit halves: a write fills the slot that is not published, then
+/// publishes it. A reader reads the published slot, which no write touches until the write
+/// after next begins, so a reader never waits for a writer: an interrupt that preempts a
+/// writer mid-write still reads the last value at once. Readers retry only when two writes
+/// completed during their read. Writers take turns through `seq` (odd while one writes);
+/// writes are rare.
 #[derive(Debug)]
 pub(crate) struct AtomicLen {
-    /// Odd while a write is in progress.
+    /// `2 * completed writes`, plus one while a write is in progress. The published slot is
+    /// `(seq / 2) % 2`.
     seq: AtomicUsize,
-    hi: AtomicU32,
-    lo: AtomicU32,
+    slots: [(AtomicU32, AtomicU32); 2],
 }
 
 impl AtomicLen {
@@ -99,38 +105,70 @@ impl AtomicLen {
     const UNKNOWN: u64 = u64::MAX;
 
     pub(crate) fn new() -> Self {
+        let unknown = || (AtomicU32::new(u32::MAX), AtomicU32::new(u32::MAX));
         Self {
             seq: AtomicUsize::new(0),
-            hi: AtomicU32::new(u32::MAX),
-            lo: AtomicU32::new(u32::MAX),
+            slots: [unknown(), unknown()],
         }
     }
 
-    /// Stores `len`. Only one thread may write (the engine).
+    /// Stores `len`.
     pub(crate) fn store(&self, len: Option<u64>) {
-        let value = len.unwrap_or(Self::UNKNOWN);
-        let seq = self.seq.load(Ordering::Relaxed);
-        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        self.update(|_| len);
+    }
+
+    /// Stores `len` if it is larger than the stored length (or that is unknown): a known
+    /// length is never lowered.
+    pub(crate) fn raise(&self, len: Option<u64>) {
+        self.update(|old| match (old, len) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => new.or(old),
+        });
+    }
+
+    /// Replaces the stored value with `f(value)`, as one write.
+    fn update(&self, f: impl FnOnce(Option<u64>) -> Option<u64>) {
+        // Take the writer's turn: from an even `seq` to the odd one after it.
+        let seq = loop {
+            let seq = self.seq.load(Ordering::Relaxed);
+            if seq % 2 == 0
+                && self
+                    .seq
+                    .compare_exchange_weak(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                break seq;
+            }
+            spin_loop();
+        };
+        let published = &self.slots[(seq / 2) % 2];
+        let old = Self::decode(published);
+        let value = f(old).unwrap_or(Self::UNKNOWN);
+        // Readers of the other slot finished before this write's turn began, or retry.
         fence(Ordering::Release);
-        self.hi.store((value >> 32) as u32, Ordering::Relaxed);
-        self.lo.store(value as u32, Ordering::Relaxed);
+        let (hi, lo) = &self.slots[(seq / 2 + 1) % 2];
+        hi.store((value >> 32) as u32, Ordering::Relaxed);
+        lo.store(value as u32, Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// The last length stored.
+    fn decode((hi, lo): &(AtomicU32, AtomicU32)) -> Option<u64> {
+        let value =
+            (u64::from(hi.load(Ordering::Relaxed)) << 32) | u64::from(lo.load(Ordering::Relaxed));
+        (value != Self::UNKNOWN).then_some(value)
+    }
+
+    /// The last length stored. Never waits for a write in progress.
     pub(crate) fn load(&self) -> Option<u64> {
         loop {
             let before = self.seq.load(Ordering::Acquire);
-            if before % 2 == 1 {
-                spin_loop();
-                continue;
-            }
-            let hi = self.hi.load(Ordering::Relaxed);
-            let lo = self.lo.load(Ordering::Relaxed);
+            let value = Self::decode(&self.slots[(before / 2) % 2]);
             fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == before {
-                let value = (u64::from(hi) << 32) | u64::from(lo);
-                return (value != Self::UNKNOWN).then_some(value);
+            let after = self.seq.load(Ordering::Relaxed);
+            // The slot read is rewritten by the write that begins once `seq` passes the
+            // next even value: until then the read is whole.
+            if after.wrapping_sub(before & !1) <= 2 {
+                return value;
             }
         }
     }
@@ -196,6 +234,31 @@ mod tests {
         }
         len.store(None);
         assert_eq!(len.load(), None);
+    }
+
+    /// A writer stopped mid-write (an interrupt preempted it, say) does not make a reader
+    /// wait: it reads the last value at once.
+    #[test]
+    fn atomic_len_load_does_not_wait_for_a_stalled_writer() {
+        use super::Ordering;
+        let len = AtomicLen::new();
+        len.store(Some(7));
+        // What `update` does first: take the writer's turn, then stall.
+        len.seq.fetch_add(1, Ordering::Acquire);
+        assert_eq!(len.load(), Some(7));
+    }
+
+    #[test]
+    fn atomic_len_raise_never_lowers() {
+        let len = AtomicLen::new();
+        len.raise(None);
+        assert_eq!(len.load(), None);
+        len.raise(Some(100));
+        len.raise(Some(50));
+        len.raise(None);
+        assert_eq!(len.load(), Some(100));
+        len.raise(Some(150));
+        assert_eq!(len.load(), Some(150));
     }
 
     #[test]

@@ -175,7 +175,8 @@ impl<C, Ev, E> Future for SendFuture<'_, C, Ev, E> {
             panic!("`SendFuture` polled after completion");
         };
         let empty = matches!(msg, StreamMsg::Data(bytes) if bytes.is_empty());
-        let ready = if empty && !this.writer.closed {
+        // Empty data needs no room, but still fails once the ring is closed either way.
+        let ready = if empty && !this.writer.is_closed() {
             Ok(())
         } else {
             ready!(this.writer.poll_ready(cx))

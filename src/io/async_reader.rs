@@ -34,6 +34,14 @@ use crate::reader::Reader;
 /// after the end of data or an error, a seek (even to the current position) goes to the
 /// engine and starts the stream again.
 ///
+/// A seek handed to the engine is applied even if its future is dropped (a timeout, a
+/// `select!`). The reader then counts it as in flight: [`position`](Self::position) reports
+/// its target, and the next read or seek waits for it before anything else, so every byte
+/// read sits at the position the reader reported. If such an abandoned seek fails, the
+/// next read or seek returns its error and the reader goes on from where it was before.
+/// Seek only through this reader: a seek through another clone of its handle moves the
+/// stream without the reader knowing.
+///
 /// Tokio users get tokio's traits with tokio-util's compat layer:
 ///
 /// ```ignore
@@ -65,17 +73,41 @@ pub struct AsyncReader<C, Ev, E> {
     consumed: usize,
     /// Stream position of `chunk[0]`.
     chunk_start: u64,
-    /// Something arrived from the stream, or a seek was applied.
-    started: bool,
-    /// The stream ended (end of data or an error) since the last seek: only an engine seek
-    /// starts it again, even to the current position.
-    ended: bool,
-    /// The seek in flight and its target.
-    seek: Option<(u64, SeekFuture<E>)>,
+    state: State<E>,
     switch: SeekSwitch,
     /// Behind a mutex only so that the reader is `Sync` (decoders ask for it); it is reached
     /// through `&mut self` with `get_mut`, never locked.
     sink: Mutex<Sink<C, Ev>>,
+}
+
+/// Where the reader stands. The position fields (`chunk`, `consumed`, `chunk_start`) are
+/// only meaningful outside `Seeking`.
+enum State<E> {
+    /// Nothing arrived from the stream and no seek was applied: the position is 0, and a
+    /// length the source learns in `open` may not be published yet.
+    Fresh,
+    /// Reading: the position is `chunk_start + consumed`.
+    Reading,
+    /// The stream ended (end of data, or an error that was returned) at the position: only
+    /// an engine seek starts it again.
+    Ended,
+    /// A seek to `target` is with the engine. Nothing else happens until it resolves: on
+    /// success the reader is at `target`, on failure it goes back to `before`.
+    Seeking {
+        /// What the caller asked for, so that polling again with it continues this seek.
+        asked: SeekFrom,
+        target: u64,
+        future: SeekFuture<E>,
+        before: Before,
+    },
+}
+
+/// The state a failed seek returns to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Before {
+    Fresh,
+    Reading,
+    Ended,
 }
 
 /// Nothing is structurally pinned: the stream and the seek future are `Unpin`, the queued
@@ -99,9 +131,7 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
             chunk: Bytes::new(),
             consumed: 0,
             chunk_start: 0,
-            started: false,
-            ended: false,
-            seek: None,
+            state: State::Fresh,
             switch: SeekSwitch::new(),
             sink: Mutex::new(Sink::Queue(VecDeque::new())),
         }
@@ -131,8 +161,15 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
     }
 
     /// The stream position of the next byte a read returns.
+    ///
+    /// While a seek whose future was dropped is still with the engine, this is its target:
+    /// the next read waits for it (and returns its error if it failed, after which the
+    /// position is the one from before the seek again).
     pub fn position(&self) -> u64 {
-        self.chunk_start + self.consumed as u64
+        match &self.state {
+            State::Seeking { target, .. } => *target,
+            _ => self.chunk_start + self.consumed as u64,
+        }
     }
 
     /// The source's total length, if it reported one (see
@@ -161,22 +198,18 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
         self.handle.as_ref()
     }
 
-    /// The stream and the handle back. The unread rest of the current chunk is lost.
+    /// The stream and the handle back. The unread rest of the current chunk is lost, and so
+    /// is the result of a seek in flight (the engine still applies it).
     pub fn into_inner(self) -> (Reader<C, Ev, E>, Option<EngineHandle<E>>) {
         (self.stream, self.handle)
     }
 
-    /// The unread part of the current chunk.
+    /// The unread part of the current chunk (empty while a seek is in flight).
     pub(crate) fn buffer(&self) -> &[u8] {
-        &self.chunk[self.consumed..]
-    }
-
-    fn seek_applied(&mut self, target: u64) {
-        self.chunk = Bytes::new();
-        self.consumed = 0;
-        self.chunk_start = target;
-        self.started = true;
-        self.ended = false;
+        match self.state {
+            State::Seeking { .. } => &[],
+            _ => &self.chunk[self.consumed..],
+        }
     }
 
     fn push_msg(&mut self, msg: SideMsg<C, Ev>) {
@@ -186,25 +219,55 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
             .push(msg);
     }
 
+    /// Ready once no seek is in flight: at once if none is, else when it resolved (its
+    /// error, if it failed, after going back to the state from before it).
+    pub(crate) fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let State::Seeking {
+            target,
+            future,
+            before,
+            ..
+        } = &mut self.state
+        else {
+            return Poll::Ready(Ok(()));
+        };
+        let result = ready!(Pin::new(future).poll(cx));
+        let (target, before) = (*target, *before);
+        match result {
+            Ok(()) => {
+                self.chunk = Bytes::new();
+                self.consumed = 0;
+                self.chunk_start = target;
+                self.state = State::Reading;
+                Poll::Ready(Ok(()))
+            }
+            Err(error) => {
+                self.state = match before {
+                    Before::Fresh => State::Fresh,
+                    Before::Reading => State::Reading,
+                    Before::Ended => State::Ended,
+                };
+                Poll::Ready(Err(io_error(error)))
+            }
+        }
+    }
+
     /// Ready when the chunk has unread bytes (`Ok(true)`) or the stream is at its end
     /// (`Ok(false)`).
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        // A seek whose caller stopped polling is still applied: wait for it, so that what
-        // is read next sits at a known position. If it failed, the stream goes on unchanged.
-        if let Some((target, future)) = &mut self.seek {
-            let target = *target;
-            let result = ready!(Pin::new(future).poll(cx));
-            self.seek = None;
-            if result.is_ok() {
-                self.seek_applied(target);
-            }
+        ready!(self.poll_settled(cx))?;
+        if matches!(self.state, State::Ended) {
+            return Poll::Ready(Ok(false));
         }
         while self.consumed == self.chunk.len() {
             let item = ready!(Pin::new(&mut self.stream).poll_next(cx));
-            self.started = true;
+            self.state = State::Reading;
             match item {
                 Some(Ok(StreamMsg::Data(bytes))) => {
                     self.chunk_start += self.chunk.len() as u64;
@@ -214,11 +277,11 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
                 Some(Ok(StreamMsg::Control(control))) => self.push_msg(SideMsg::Control(control)),
                 Some(Ok(StreamMsg::Event(event))) => self.push_msg(SideMsg::Event(event)),
                 Some(Err(error)) => {
-                    self.ended = true;
+                    self.state = State::Ended;
                     return Poll::Ready(Err(io_error(error)));
                 }
                 None => {
-                    self.ended = true;
+                    self.state = State::Ended;
                     return Poll::Ready(Ok(false));
                 }
             }
@@ -226,7 +289,7 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
         Poll::Ready(Ok(true))
     }
 
-    /// Resolves `pos` to an absolute target, or an error.
+    /// Resolves `pos` to an absolute target, or an error. No seek is in flight.
     fn poll_target(&mut self, cx: &mut Context<'_>, pos: SeekFrom) -> Poll<io::Result<u64>>
     where
         E: std::error::Error + Send + Sync + 'static,
@@ -236,8 +299,9 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
             SeekFrom::Current(offset) => (self.position(), offset),
             SeekFrom::End(offset) => {
                 // A length learned in `open` is published before the first item arrives.
-                if self.byte_len().is_none() && !self.started && self.seek.is_none() {
-                    ready!(self.poll_chunk(cx))?;
+                if self.byte_len().is_none() && matches!(self.state, State::Fresh) {
+                    // Whatever the first item is (an error too), it is kept for the reads.
+                    let _ = ready!(self.poll_chunk(cx));
                 }
                 match self.byte_len() {
                     Some(len) => (len, offset),
@@ -256,6 +320,26 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
                 "seek to a negative or overflowing position",
             )
         }))
+    }
+
+    /// Moves to `target` without the engine if the reader is there already or holds it;
+    /// `false` if the engine is needed.
+    fn seek_locally(&mut self, target: u64) -> bool {
+        match self.state {
+            // After the end or an error the stream restarts only through the engine; until
+            // then a seek to where it stopped changes nothing.
+            State::Ended => target == self.position() && !self.is_seekable(),
+            State::Fresh => target == 0,
+            State::Reading => {
+                let end = self.chunk_start + self.chunk.len() as u64;
+                if !(self.chunk_start..=end).contains(&target) {
+                    return false;
+                }
+                self.consumed = (target - self.chunk_start) as usize;
+                true
+            }
+            State::Seeking { .. } => false,
+        }
     }
 }
 
@@ -298,7 +382,9 @@ where
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
         let this = self.get_mut();
-        this.consumed = (this.consumed + amt).min(this.chunk.len());
+        if !matches!(this.state, State::Seeking { .. }) {
+            this.consumed = (this.consumed + amt).min(this.chunk.len());
+        }
     }
 }
 
@@ -307,6 +393,9 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     /// Seeks to `pos`; resolves with the new position once the engine applied the seek.
+    ///
+    /// The target is resolved once, when the seek starts (`SeekFrom::Current` from
+    /// [`position`](AsyncReader::position), `SeekFrom::End` from the length known then).
     ///
     /// # Errors
     ///
@@ -317,49 +406,52 @@ where
     ///
     /// # Cancel safety
     ///
-    /// A seek handed to the engine is applied even if the caller stops polling; polling again
-    /// with the same target waits for it, a different target replaces it.
+    /// A seek handed to the engine is applied even if the caller stops polling. Polling
+    /// again with the same `pos` continues it; any other call (a read, another seek) first
+    /// waits for it to resolve.
     fn poll_seek(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         pos: SeekFrom,
     ) -> Poll<io::Result<u64>> {
         let this = self.get_mut();
+        if let State::Seeking { asked, target, .. } = &this.state {
+            let continues = *asked == pos;
+            let target = *target;
+            let settled = ready!(this.poll_settled(cx));
+            if continues {
+                return Poll::Ready(settled.map(|()| target));
+            }
+            // A different seek: it starts from wherever the earlier one left the reader,
+            // so that one's error changes nothing for it.
+        }
         let target = ready!(this.poll_target(cx, pos))?;
-        if let Some((pending, _)) = &this.seek {
-            if *pending != target {
-                this.seek = None; // the engine applies it; the new one replaces it
-            }
+        if this.seek_locally(target) {
+            return Poll::Ready(Ok(target));
         }
-        if this.seek.is_none() {
-            // After the end or an error the stream restarts only through the engine; until
-            // then a seek to where it stopped changes nothing.
-            if target == this.position() && !(this.ended && this.is_seekable()) {
-                return Poll::Ready(Ok(target));
-            }
-            // Within the chunk held: no engine needed.
-            let end = this.chunk_start + this.chunk.len() as u64;
-            if !this.ended && !this.chunk.is_empty() && (this.chunk_start..=end).contains(&target) {
-                this.consumed = (target - this.chunk_start) as usize;
-                return Poll::Ready(Ok(target));
-            }
-            if !this.is_seekable() {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "this reader cannot seek now (no handle, source not seekable, or seeking switched off)",
-                )));
-            }
-            let handle = this
-                .handle
-                .as_ref()
-                .expect("seekable readers have a handle");
-            this.seek = Some((target, handle.seek_bytes(target)));
+        if !this.is_seekable() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this reader cannot seek now (no handle, source not seekable, or seeking switched off)",
+            )));
         }
-        let (_, future) = this.seek.as_mut().expect("set above");
-        let result = ready!(Pin::new(future).poll(cx));
-        this.seek = None;
-        result.map_err(io_error)?;
-        this.seek_applied(target);
+        let handle = this
+            .handle
+            .as_ref()
+            .expect("seekable readers have a handle");
+        let future = handle.seek_bytes(target);
+        let before = match this.state {
+            State::Fresh => Before::Fresh,
+            State::Ended => Before::Ended,
+            State::Reading | State::Seeking { .. } => Before::Reading,
+        };
+        this.state = State::Seeking {
+            asked: pos,
+            target,
+            future,
+            before,
+        };
+        ready!(this.poll_settled(cx))?;
         Poll::Ready(Ok(target))
     }
 }
@@ -369,10 +461,21 @@ impl<C, Ev, E> core::fmt::Debug for AsyncReader<C, Ev, E> {
         f.debug_struct("AsyncReader")
             .field("position", &self.position())
             .field("buffered", &(self.chunk.len() - self.consumed))
-            .field("seeking_to", &self.seek.as_ref().map(|(target, _)| target))
+            .field("state", &self.state.name())
             .field("seek_switch", &self.switch.is_enabled())
             .field("handle", &self.handle)
             .field("sink", &self.sink)
             .finish_non_exhaustive()
+    }
+}
+
+impl<E> State<E> {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Fresh => "fresh",
+            State::Reading => "reading",
+            State::Ended => "ended",
+            State::Seeking { .. } => "seeking",
+        }
     }
 }

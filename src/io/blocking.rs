@@ -81,7 +81,8 @@ impl<C, Ev, E> BlockingReader<C, Ev, E> {
         self.inner.take_messages()
     }
 
-    /// The stream position of the next byte a read returns.
+    /// The stream position of the next byte a read returns (see
+    /// [`AsyncReader::position`]).
     pub fn position(&self) -> u64 {
         self.inner.position()
     }
@@ -151,7 +152,12 @@ where
         poll_blocking(|cx| Pin::new(&mut *inner).poll_seek(cx, pos))
     }
 
+    /// The position of the next byte a read returns, once a seek still in flight (one a
+    /// timeout abandoned) has resolved; never asks the engine for anything else.
     fn stream_position(&mut self) -> io::Result<u64> {
+        let inner = &mut self.inner;
+        // A failed seek leaves the reader where it was: the position says so.
+        let _ = poll_blocking(|cx| inner.poll_settled(cx));
         Ok(self.position())
     }
 }
