@@ -242,3 +242,98 @@ fn b4_panicked_run_kept_alive_behaves_as_dropped() {
         "documented: Ready after the panic"
     );
 }
+
+/// A writer task whose `Drop` panics.
+struct PanicOnDrop;
+
+impl Stream for PanicOnDrop {
+    type Item = Result<StreamMsg<(), ()>, ()>;
+
+    fn poll_next(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Pending
+    }
+}
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("writer task drop");
+        }
+    }
+}
+
+/// Opens a `PanicOnDrop` task; its seeks never resolve.
+struct DropPanics;
+
+impl kithara_stream::EngineSource for DropPanics {
+    type Error = ();
+    type Control = ();
+    type Event = ();
+
+    fn open(
+        &self,
+        _: StreamParams,
+    ) -> impl Future<Output = kithara_stream::OpenResult<Self>> + Send + 'static {
+        std::future::ready(Ok((kithara_stream::WriterTask::new(PanicOnDrop), ())))
+    }
+
+    fn seek_bytes(
+        &self,
+        _: u64,
+        (): (),
+    ) -> impl Future<Output = kithara_stream::OpenResult<Self>> + Send + 'static {
+        std::future::pending()
+    }
+
+    fn supports_seek(&self) -> bool {
+        true
+    }
+}
+
+/// A panic in a user `Drop` while the run future is dropped still answers the seek being
+/// prepared and every later one with `ChannelClosed`, and ends the stream (B4, D5).
+#[test]
+fn b4_panicking_drop_during_teardown_still_answers_seeks() {
+    let (engine, handle, mut stream) = Engine::build(DropPanics, params(64, 16));
+    let (r, s) = (CountingWaker::new(), CountingWaker::new());
+    let mut run = engine.run();
+    assert!(poll(&mut run, &r).is_pending(), "opened, streaming");
+    let mut seek = handle.seek_bytes(10);
+    assert!(poll(&mut seek, &s).is_pending());
+    assert!(
+        poll(&mut run, &r).is_pending(),
+        "the seek is being prepared"
+    );
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(run)));
+    assert!(dropped.is_err(), "the writer task's panic leaves the drop");
+    assert!(s.count() >= 1, "the waiting seek was woken");
+    assert_eq!(
+        poll(&mut seek, &s),
+        Poll::Ready(Err(StreamError::ChannelClosed))
+    );
+    assert_eq!(
+        block_on(handle.seek_bytes(20)),
+        Err(StreamError::ChannelClosed)
+    );
+    assert_eq!(
+        block_on(stream.next()),
+        Some(Err(StreamError::ChannelClosed))
+    );
+    assert_eq!(block_on(stream.next()), None);
+}
+
+/// An empty `Data` send fails once the reader is gone, as every other send does (W1, W3),
+/// and agrees with `AsyncWrite::poll_write(&[])`.
+#[test]
+fn w1_empty_send_after_reader_gone_is_closed() {
+    use futures::AsyncWriteExt;
+    let (mut writer, reader) = pipe::<(), (), ()>(params(64, 16));
+    assert_eq!(block_on(writer.send(StreamMsg::Data(Bytes::new()))), Ok(()));
+    drop(reader);
+    assert_eq!(
+        block_on(writer.send(StreamMsg::Data(Bytes::new()))),
+        Err(StreamError::ChannelClosed)
+    );
+    let error = block_on(writer.write(&[])).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+}
