@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use futures::stream;
 use kithara_stream::io::{BlockingReader, SideMsg, block_on};
-use kithara_stream::sources::{RangeResponse, RangeSource};
+use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
 use kithara_stream::{Engine, StreamParams};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::DecoderOptions;
@@ -41,14 +41,14 @@ fn main() {
         file.len() / 1024
     );
 
-    // 1. A range source: `fetch(start)` returns the bytes from `start` on, in pieces, and the
-    //    total length, as an HTTP client answering `Range: bytes=start-` would.
+    // 1. A range source: `fetch(range)` returns the bytes from `range.start` on, in pieces,
+    //    and the total length, as an HTTP client answering `Range: bytes=start-` would.
     let requests = Arc::new(AtomicUsize::new(0));
     let source = {
         let (file, requests) = (file.clone(), requests.clone());
-        RangeSource::new(move |start: u64| {
+        RangeSource::new(move |range: ByteRange| {
             requests.fetch_add(1, Ordering::SeqCst);
-            let body = file.slice(start as usize..);
+            let body = file.slice(range.start as usize..);
             let total = file.len() as u64;
             async move {
                 let pieces = (0..body.len()).step_by(PIECE).map(move |at| {

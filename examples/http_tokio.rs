@@ -14,7 +14,7 @@ use std::io;
 
 use futures::TryStreamExt;
 use kithara_stream::io::BlockingReader;
-use kithara_stream::sources::{RangeResponse, RangeSource, content_range_total, range_header};
+use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
 use kithara_stream::{Engine, StreamParams};
 use symphonia::core::codecs::DecoderOptions;
 use symphonia::core::errors::Error as DecodeError;
@@ -37,28 +37,35 @@ async fn main() {
     // Any HTTP client with Range requests becomes a seekable source in a few lines.
     let client = reqwest::Client::new();
     let fetch_url = url.clone();
-    let source = RangeSource::new(move |start: u64| {
+    let source = RangeSource::new(move |range: ByteRange| {
         let request = client
             .get(&fetch_url)
-            .header("Range", range_header(start))
+            .header("Range", range.header())
             .send();
         async move {
             let response = request
                 .await
-                .map_err(io::Error::other)?
-                .error_for_status()
+                .and_then(|response| response.error_for_status())
                 .map_err(io::Error::other)?;
-            if start > 0 && response.status() != 206 {
-                return Err(io::Error::other("the server ignored the Range request"));
-            }
-            let total = response
-                .headers()
-                .get("content-range")
-                .and_then(|v| v.to_str().ok())
-                .and_then(content_range_total)
-                .or(response.content_length());
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)?
+                    .to_str()
+                    .ok()
+                    .map(String::from)
+            };
+            let (status, content_range) = (response.status().as_u16(), header("content-range"));
+            let content_length = response.content_length();
             let body = response.bytes_stream().map_err(io::Error::other);
-            Ok(RangeResponse::new(body).with_total_len(total))
+            // The library checks the part against the range asked for: where it starts, the
+            // total it reports (`Content-Length` only for a whole `200`), where it ends.
+            Ok(RangeResponse::http(
+                status,
+                content_range.as_deref(),
+                content_length,
+                body,
+            ))
         }
     });
     let watch = source.progress_watch();

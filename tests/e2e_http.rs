@@ -12,12 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::wav::{self, Decoded, HEADER_LEN};
 use common::{TempFile, hang_guard};
-use futures::{AsyncReadExt, AsyncSeekExt, TryStreamExt};
+use futures::{AsyncReadExt, AsyncSeekExt};
 use kithara_stream::io::{AsyncReader, BlockingReader, stream_error};
-use kithara_stream::sources::{
-    Progress, RangeResponse, RangeSource, content_range_total, range_header,
-};
-use kithara_stream::{Engine, EngineSource, StreamParams};
+use kithara_stream::{Engine, StreamParams};
 use symphonia::core::io::MediaSource;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -60,33 +57,6 @@ fn serve_file(rt: &tokio::runtime::Runtime, file: &TempFile) -> SocketAddr {
     addr
 }
 
-/// The range source over reqwest, as a user would write it; counts its requests.
-fn http_source(
-    url: String,
-    requests: Arc<AtomicUsize>,
-) -> impl EngineSource<Control = (), Event = Progress, Error = io::Error> {
-    let client = reqwest::Client::new();
-    RangeSource::new(move |start: u64| {
-        requests.fetch_add(1, Ordering::SeqCst);
-        let request = client.get(&url).header("Range", range_header(start)).send();
-        async move {
-            let response = request.await.map_err(io::Error::other)?;
-            let status = response.status();
-            if !(status == 206 || (status == 200 && start == 0)) {
-                return Err(io::Error::other(format!("unexpected status {status}")));
-            }
-            let total = response
-                .headers()
-                .get("content-range")
-                .and_then(|v| v.to_str().ok())
-                .and_then(content_range_total)
-                .or(response.content_length());
-            let body = response.bytes_stream().map_err(io::Error::other);
-            Ok(RangeResponse::new(body).with_total_len(total))
-        }
-    })
-}
-
 #[test]
 fn e2e_http_range_source_blocking_reader_symphonia() {
     hang_guard("e2e_http_blocking_symphonia", || {
@@ -95,7 +65,8 @@ fn e2e_http_range_source_blocking_reader_symphonia() {
         let rt = runtime();
         let addr = serve_file(&rt, &file);
         let requests = Arc::new(AtomicUsize::new(0));
-        let source = http_source(format!("http://{addr}/audio.wav"), requests.clone());
+        let source =
+            common::http::reqwest_source(format!("http://{addr}/audio.wav"), requests.clone());
         let (engine, handle, stream) = Engine::build(source, params());
         rt.spawn(engine.run());
 
@@ -158,7 +129,8 @@ fn e2e_http_async_reader_under_smol() {
         // The producer (reqwest) needs tokio's reactor; the consumer runs on smol.
         let rt = runtime();
         let addr = serve_file(&rt, &file);
-        let source = http_source(format!("http://{addr}/audio.wav"), Arc::default());
+        let source =
+            common::http::reqwest_source(format!("http://{addr}/audio.wav"), Arc::default());
         let (engine, handle, stream) = Engine::build(source, params());
         rt.spawn(engine.run());
 
@@ -248,7 +220,8 @@ fn e2e_http_dropped_connection_is_a_source_error_and_a_seek_resumes() {
         let rt = runtime();
         let addr = serve_flaky(&rt, bytes.clone());
         let requests = Arc::new(AtomicUsize::new(0));
-        let source = http_source(format!("http://{addr}/audio.wav"), requests.clone());
+        let source =
+            common::http::reqwest_source(format!("http://{addr}/audio.wav"), requests.clone());
         let (engine, handle, stream) = Engine::build(source, params());
         rt.spawn(engine.run());
 

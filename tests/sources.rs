@@ -12,8 +12,8 @@ use common::{TempFile, hang_guard, pattern};
 use futures::{AsyncReadExt, AsyncSeekExt, StreamExt, stream};
 use kithara_stream::io::{AsyncReader, BlockingReader, SideMsg, block_on, stream_error};
 use kithara_stream::sources::{
-    AsyncReadSource, Progress, RangeResponse, RangeSource, StreamSource, content_range_total,
-    range_header,
+    AsyncReadSource, ByteRange, Progress, RangeResponse, RangeSource, StreamSource,
+    content_range_total, range_header,
 };
 use kithara_stream::{Engine, EngineSource, StreamError, StreamMsg, StreamParams};
 
@@ -154,10 +154,10 @@ type Fetched = futures::future::Ready<std::io::Result<RangeResponse<Pieces>>>;
 fn memory_range_source(
     data: Bytes,
     fetches: Arc<AtomicUsize>,
-) -> RangeSource<impl Fn(u64) -> Fetched + Send + Sync + 'static> {
-    RangeSource::new(move |start: u64| {
+) -> RangeSource<impl Fn(ByteRange) -> Fetched + Send + Sync + 'static> {
+    RangeSource::new(move |range: ByteRange| {
         fetches.fetch_add(1, Ordering::SeqCst);
-        let body = data.slice(start as usize..);
+        let body = data.slice(range.start as usize..);
         let total = data.len() as u64;
         // Deliver the body in pieces, as a network would.
         let pieces: Vec<_> = (0..body.len())

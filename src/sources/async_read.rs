@@ -4,25 +4,25 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 use std::io::{self, SeekFrom};
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::io::{AsyncRead, AsyncSeek, AsyncSeekExt};
 
-use super::{Progress, ProgressWatch, SharedLen, WithProgress};
-use crate::error::StreamError;
+use super::fetch::{ByteRange, Fetch, RangeResponse};
+use super::{Progress, ProgressWatch, RangeSource};
 use crate::params::{DEFAULT_CHUNK_SIZE, StreamParams};
-use crate::source::{EngineSource, OpenResult, WriterTask};
+use crate::source::{EngineSource, OpenResult};
 
 /// An [`EngineSource`] over anything that opens a futures-io `AsyncRead + AsyncSeek`: a file
 /// (smol's or async-std's `File`, or tokio's through tokio-util's compat layer).
 ///
-/// `open` calls the opener, learns the length with `seek(End(0))` (reported through
-/// [`EngineSource::byte_len`]) and reads from 0; each seek opens again and seeks to the
-/// position, so the old reader is dropped with the old writer task. Reads of up to
-/// [`with_chunk_size`](Self::with_chunk_size) bytes become `Data` items, each followed by a
-/// [`Progress`] event.
+/// A [`RangeSource`] whose fetch is the opener: `open` calls it, learns the length with
+/// `seek(End(0))` (reported through [`EngineSource::byte_len`]) and reads from 0; each seek
+/// opens again and seeks to the position, so the old reader is dropped with the old writer
+/// task. Reads of up to [`with_chunk_size`](Self::with_chunk_size) bytes become `Data`
+/// items, each followed by a [`Progress`] event. A file that ends before the length it had
+/// when opened fails with `UnexpectedEof` (see [`RangeSource`] for the checks).
 ///
 /// ```
 /// use futures::io::Cursor;
@@ -42,28 +42,27 @@ use crate::source::{EngineSource, OpenResult, WriterTask};
 /// assert_eq!(text, "file contents");
 /// assert_eq!(len, Some(13));
 /// ```
-pub struct AsyncReadSource<F> {
-    open: Arc<F>,
+pub struct AsyncReadSource<F>(RangeSource<OpenRead<F>>);
+
+/// A [`Fetch`] over a file opener: opens, learns the length, seeks to the range's start.
+#[derive(Debug)]
+struct OpenRead<F> {
+    open: F,
     chunk_size: usize,
-    len: SharedLen,
-    watch: ProgressWatch,
 }
 
 impl<F> AsyncReadSource<F> {
     /// A source whose every `open` and seek calls `open` for a fresh reader.
     pub fn new(open: F) -> Self {
-        Self {
-            open: Arc::new(open),
+        Self(RangeSource::new(OpenRead {
+            open,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            len: SharedLen::default(),
-            watch: ProgressWatch::default(),
-        }
+        }))
     }
 
-    /// The source's download progress, updated as the engine takes each chunk (see
-    /// [`ProgressWatch`]); clone it before handing the source to the engine.
+    /// The source's read progress (see [`RangeSource::progress_watch`]).
     pub fn progress_watch(&self) -> ProgressWatch {
-        self.watch.clone()
+        self.0.progress_watch()
     }
 
     /// Sets the size of each read (default 32 KiB).
@@ -75,7 +74,7 @@ impl<F> AsyncReadSource<F> {
     #[track_caller]
     pub fn with_chunk_size(mut self, bytes: usize) -> Self {
         assert!(bytes > 0, "chunk_size must be greater than zero");
-        self.chunk_size = bytes;
+        self.0.fetch_mut().chunk_size = bytes;
         self
     }
 }
@@ -83,44 +82,43 @@ impl<F> AsyncReadSource<F> {
 impl<F> core::fmt::Debug for AsyncReadSource<F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("AsyncReadSource")
-            .field("chunk_size", &self.chunk_size)
-            .field("len", &self.len.get())
+            .field("len", &self.0.known_len())
             .finish_non_exhaustive()
     }
 }
 
-impl<F, Fut, R> AsyncReadSource<F>
+impl<F, Fut, R> Fetch for OpenRead<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = io::Result<R>> + Send + 'static,
     R: AsyncRead + AsyncSeek + Unpin + Send + 'static,
 {
-    fn start(&self, pos: u64) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-        let opening = (self.open)();
-        let (len, chunk_size, watch) = (self.len.clone(), self.chunk_size, self.watch.clone());
+    type Error = io::Error;
+    type Body = ReadChunks<R>;
+
+    fn fetch(
+        &self,
+        range: ByteRange,
+    ) -> impl Future<Output = io::Result<RangeResponse<ReadChunks<R>>>> + Send + 'static {
+        let (opening, chunk_size) = ((self.open)(), self.chunk_size);
         async move {
-            let mut reader = opening.await.map_err(StreamError::Source)?;
-            let total = reader
-                .seek(SeekFrom::End(0))
-                .await
-                .map_err(StreamError::Source)?;
-            len.set(Some(total));
-            reader
-                .seek(SeekFrom::Start(pos))
-                .await
-                .map_err(StreamError::Source)?;
+            let mut reader = opening.await?;
+            let total = reader.seek(SeekFrom::End(0)).await?;
+            reader.seek(SeekFrom::Start(range.start)).await?;
             let chunks = ReadChunks {
                 reader,
                 chunk_size,
                 buf: BytesMut::new(),
                 done: false,
             };
-            let task = WriterTask::new(WithProgress::new(chunks, pos, Some(total), watch));
-            Ok((task, ()))
+            Ok(RangeResponse::new(chunks)
+                .with_total_len(Some(total))
+                .with_start(Some(range.start)))
         }
     }
 }
 
+/// A [`RangeSource`] over the file: its checks, length and progress.
 impl<F, Fut, R> EngineSource for AsyncReadSource<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -133,18 +131,18 @@ where
 
     fn open(
         &self,
-        _params: StreamParams,
+        params: StreamParams,
     ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-        self.start(0)
+        self.0.open(params)
     }
 
     /// Opens again and seeks to `pos`; past the end, the stream ends at once.
     fn seek_bytes(
         &self,
         pos: u64,
-        _control: (),
+        control: (),
     ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-        self.start(pos)
+        self.0.seek_bytes(pos, control)
     }
 
     fn supports_seek(&self) -> bool {
@@ -152,12 +150,12 @@ where
     }
 
     fn byte_len(&self) -> Option<u64> {
-        self.len.get()
+        self.0.byte_len()
     }
 }
 
 /// Reads of up to `chunk_size` bytes, as a stream; ends at the first `Ok(0)`.
-struct ReadChunks<R> {
+pub(super) struct ReadChunks<R> {
     reader: R,
     chunk_size: usize,
     /// Zeroed space for the next read; what a read fills is split off without a copy.

@@ -4,8 +4,10 @@
 //! - [`AsyncReadSource`]: any futures-io `AsyncRead + AsyncSeek` opener (a file): seekable,
 //!   length from `seek(End(0))`.
 //! - [`StreamSource`]: any `Stream<Item = Result<Bytes, E>>` (a live stream): not seekable.
-//! - [`RangeSource`]: a closure `fetch(start)` that returns the bytes from `start` on (an
-//!   HTTP `Range: bytes=start-` request): seekable, with the total length reported.
+//! - [`RangeSource`]: any [`Fetch`], a closure `fetch(range)` that returns the bytes of a
+//!   [`ByteRange`] (an HTTP `Range` request, [`RangeResponse::http`] reads the response):
+//!   seekable, with the total length reported and every response checked against what was
+//!   asked for. The other seekable sources are built on it.
 //!
 //! Each emits a [`Progress`] event after every chunk and publishes the same progress through
 //! a [`ProgressWatch`], so that a player can draw a buffer bar;
@@ -17,6 +19,7 @@
 //! the ring), so it shows the download ahead of the play position.
 
 mod async_read;
+mod fetch;
 mod live;
 mod range;
 
@@ -28,8 +31,12 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 pub use async_read::AsyncReadSource;
+pub use fetch::{
+    ByteRange, ContentRange, Fetch, FetchError, RangeMismatch, RangeResponse, content_range_total,
+    range_header,
+};
 pub use live::StreamSource;
-pub use range::{RangeResponse, RangeSource, content_range_total, range_header};
+pub use range::RangeSource;
 
 use crate::msg::StreamMsg;
 
@@ -72,22 +79,6 @@ impl ProgressWatch {
 
     fn set(&self, progress: Progress) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = progress;
-    }
-}
-
-/// A length learned by an `open` or `seek_bytes` future and read by `byte_len`.
-#[derive(Debug, Clone, Default)]
-struct SharedLen(std::sync::Arc<Mutex<Option<u64>>>);
-
-impl SharedLen {
-    fn get(&self) -> Option<u64> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set(&self, len: Option<u64>) {
-        if len.is_some() {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = len;
-        }
     }
 }
 

@@ -1,76 +1,59 @@
-//! [`RangeSource`]: a seekable source over a `fetch(start)` closure (HTTP Range requests).
+//! [`RangeSource`]: the one seekable source, over anything whose byte ranges can be fetched.
 
 use core::future::Future;
-use std::sync::Arc;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
 
-use alloc::format;
-use alloc::string::String;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
-use super::{Progress, ProgressWatch, SharedLen, WithProgress};
+use super::fetch::{ByteRange, Fetch, RangeMismatch};
+use super::{Progress, ProgressWatch, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
+use crate::sync::{Arc, AtomicLen};
 
-/// What a [`RangeSource`]'s `fetch` returns: the body from the requested byte on, and the
-/// source's total length if the response told it.
-#[derive(Debug)]
-pub struct RangeResponse<S> {
-    /// The bytes from the requested start to the end of the source.
-    pub body: S,
-    /// The total length of the source (not of this body), if known: an HTTP
-    /// `Content-Range: bytes a-b/total` ([`content_range_total`]) or the `Content-Length` of
-    /// a full (`200`) response.
-    pub total_len: Option<u64>,
-}
-
-impl<S> RangeResponse<S> {
-    /// A response with `body` and an unknown total length.
-    pub fn new(body: S) -> Self {
-        Self {
-            body,
-            total_len: None,
-        }
-    }
-
-    /// Sets the total length of the source.
-    #[must_use]
-    pub fn with_total_len(mut self, total_len: Option<u64>) -> Self {
-        self.total_len = total_len;
-        self
-    }
-}
-
-/// A seekable [`EngineSource`] over a closure `fetch(start)` that returns the source's bytes
-/// from `start` on: with an HTTP client, one `Range: bytes=start-` request
-/// ([`range_header`]). Any client that can stream a body becomes a seekable source.
+/// A seekable [`EngineSource`] over a [`Fetch`]: a closure `fetch(range)` that returns the
+/// resource's bytes from `range.start` on (with an HTTP client, one `Range` request), a file
+/// ([`AsyncReadSource`](super::AsyncReadSource) is one over a file opener), or a type of
+/// yours.
 ///
 /// `open` fetches from 0 and each seek fetches from its position, dropping the old body (and
-/// so the old connection). The total length from the response is reported through
-/// [`EngineSource::byte_len`], so readers can `SeekFrom::End` and decoders see `byte_len`; a
-/// seek at or past a known total ends the stream without a request (B3). Each chunk is
-/// followed by a [`Progress`] event. A body error (a dropped connection) ends the stream
-/// with `StreamError::Source(e)`; a seek to the position reached resumes it.
+/// so the old connection). What a response says is checked before a byte of it is passed on:
 ///
-/// `fetch` must return the bytes from `start`: with HTTP, check that a request with a
-/// non-zero start was answered `206 Partial Content`, not `200` with the whole body.
+/// - **Length:** the resource's total length is learned from the responses
+///   ([`RangeResponse::total_len`](super::RangeResponse)) and reported through
+///   [`EngineSource::byte_len`], so readers can `SeekFrom::End` and decoders see `byte_len`.
+///   A response never lowers a known length (a part's length is not the resource's). A seek
+///   at or past the known length ends the stream without a fetch.
+/// - **Start:** a body that starts before the byte asked for (a server that ignored the
+///   range and answered with the whole resource) is skipped forward to it; one that starts
+///   after it fails with [`RangeMismatch::WrongStart`].
+/// - **End:** a body that ends before the known length fails with
+///   [`RangeMismatch::Truncated`], never a clean end: a cut connection does not look like
+///   the end of the data. Bytes past the length are dropped. When no length is known, the
+///   body's clean end is the end of the resource, and its length from then on.
 ///
-/// With reqwest (`stream` feature):
+/// Any error of the fetch or its body ends the stream with `StreamError::Source(e)`; a seek
+/// to the position reached resumes it. Each chunk is followed by a [`Progress`] event.
+///
+/// With reqwest (`stream` feature), errors carried as `std::io::Error`:
 ///
 /// ```ignore
 /// use futures::TryStreamExt;
-/// use kithara_stream::sources::{RangeResponse, RangeSource, content_range_total, range_header};
+/// use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
 ///
 /// let client = reqwest::Client::new();
-/// let source = RangeSource::new(move |start| {
-///     let request = client.get(url.clone()).header("Range", range_header(start)).send();
+/// let source = RangeSource::new(move |range: ByteRange| {
+///     let request = client.get(url.clone()).header("Range", range.header()).send();
 ///     async move {
-///         let response = request.await?.error_for_status()?;
-///         let total = response.headers().get("content-range")
-///             .and_then(|v| v.to_str().ok()).and_then(content_range_total)
-///             .or(response.content_length());
-///         Ok(RangeResponse::new(response.bytes_stream()).with_total_len(total))
+///         let response = request.await.and_then(|r| r.error_for_status()).map_err(std::io::Error::other)?;
+///         let header = |name| response.headers().get(name)?.to_str().ok().map(String::from);
+///         let (status, content_range) = (response.status().as_u16(), header("content-range"));
+///         let content_length = response.content_length();
+///         let body = response.bytes_stream().map_err(std::io::Error::other);
+///         Ok(RangeResponse::http(status, content_range.as_deref(), content_length, body))
 ///     }
 /// });
 /// ```
@@ -79,22 +62,22 @@ impl<S> RangeResponse<S> {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use futures::{executor::block_on, stream};
-/// use kithara_stream::io::{BlockingReader, block_on as run};
-/// use kithara_stream::sources::{RangeResponse, RangeSource};
+/// use futures::stream;
+/// use kithara_stream::io::{BlockingReader, block_on};
+/// use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
 /// use kithara_stream::{Engine, StreamParams};
 /// use std::io::{Read, Seek, SeekFrom};
 ///
 /// let data = Bytes::from_static(b"0123456789");
-/// let source = RangeSource::new(move |start: u64| {
-///     let body = data.slice(start as usize..);
+/// let source = RangeSource::new(move |range: ByteRange| {
+///     let body = data.slice(range.start as usize..);
 ///     async move {
 ///         let chunks = stream::iter([Ok::<_, std::io::Error>(body)]);
 ///         Ok(RangeResponse::new(chunks).with_total_len(Some(10)))
 ///     }
 /// });
 /// let (engine, handle, stream) = Engine::build(source, StreamParams::default());
-/// std::thread::spawn(move || run(engine.run()));
+/// std::thread::spawn(move || block_on(engine.run()));
 /// let mut reader = BlockingReader::new(stream, handle);
 /// reader.seek(SeekFrom::End(-4)).unwrap();
 /// let mut tail = String::new();
@@ -102,17 +85,17 @@ impl<S> RangeResponse<S> {
 /// assert_eq!(tail, "6789");
 /// ```
 pub struct RangeSource<F> {
-    fetch: Arc<F>,
-    len: SharedLen,
+    fetch: F,
+    len: Arc<AtomicLen>,
     watch: ProgressWatch,
 }
 
 impl<F> RangeSource<F> {
-    /// A source that calls `fetch(start)` on `open` (start 0) and on each seek.
+    /// A source that fetches from 0 on `open` and from the position on each seek.
     pub fn new(fetch: F) -> Self {
         Self {
-            fetch: Arc::new(fetch),
-            len: SharedLen::default(),
+            fetch,
+            len: Arc::new(AtomicLen::new()),
             watch: ProgressWatch::default(),
         }
     }
@@ -123,66 +106,75 @@ impl<F> RangeSource<F> {
         self.watch.clone()
     }
 
-    /// Sets the total length in advance (from a `HEAD` request or a playlist, say); a
-    /// response's length replaces it.
+    /// Sets the total length in advance (from a `HEAD` request or a playlist, say). A
+    /// response that reports a larger length raises it.
     #[must_use]
     pub fn with_total_len(self, total_len: u64) -> Self {
-        self.len.set(Some(total_len));
+        self.len.store(Some(total_len));
         self
+    }
+
+    /// The fetch, to configure it before the engine starts.
+    pub(crate) fn fetch_mut(&mut self) -> &mut F {
+        &mut self.fetch
+    }
+
+    pub(crate) fn known_len(&self) -> Option<u64> {
+        self.len.load()
     }
 }
 
 impl<F> core::fmt::Debug for RangeSource<F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RangeSource")
-            .field("len", &self.len.get())
+            .field("len", &self.len.load())
             .finish_non_exhaustive()
     }
 }
 
-impl<F, Fut, S, E> RangeSource<F>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<RangeResponse<S>, E>> + Send + 'static,
-    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-    E: Send + 'static,
-{
-    /// Fetches from `pos`; at or past a known end, an empty task without a request.
+impl<F: Fetch> RangeSource<F> {
+    /// Fetches from `pos`; at or past a known end, an empty task without a fetch.
     fn start(&self, pos: u64) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-        let known = self.len.get();
+        let known = self.len.load();
         let fetch = match known {
             Some(total) if pos >= total => None,
-            _ => Some((self.fetch)(pos)),
+            _ => Some(self.fetch.fetch(ByteRange::from(pos))),
         };
         let (len, watch) = (self.len.clone(), self.watch.clone());
         async move {
             let Some(fetch) = fetch else {
-                let nothing = futures_util::stream::empty::<Result<Bytes, E>>();
-                let at = known.unwrap_or_default();
-                return Ok((
-                    WriterTask::new(WithProgress::new(nothing, at, known, watch)),
-                    (),
-                ));
+                let nothing = Checked::<F::Body>::nothing(pos, len);
+                let task = WithProgress::new(nothing, pos, known, watch);
+                return Ok((WriterTask::new(task), ()));
             };
             let response = fetch.await.map_err(StreamError::Source)?;
-            len.set(response.total_len);
-            let total = response.total_len.or_else(|| len.get());
+            let skip = match response.start {
+                Some(got) if got > pos => {
+                    let mismatch = RangeMismatch::WrongStart { asked: pos, got };
+                    return Err(StreamError::Source(mismatch.into()));
+                }
+                Some(got) => pos - got,
+                None => 0,
+            };
+            len.raise(response.total_len);
+            let total = len.load();
+            let body = Checked {
+                body: Some(response.body),
+                pos,
+                skip,
+                end: total,
+                len,
+            };
             Ok((
-                WriterTask::new(WithProgress::new(response.body, pos, total, watch)),
+                WriterTask::new(WithProgress::new(body, pos, total, watch)),
                 (),
             ))
         }
     }
 }
 
-impl<F, Fut, S, E> EngineSource for RangeSource<F>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<RangeResponse<S>, E>> + Send + 'static,
-    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-    E: Send + 'static,
-{
-    type Error = E;
+impl<F: Fetch> EngineSource for RangeSource<F> {
+    type Error = F::Error;
     type Control = ();
     type Event = Progress;
 
@@ -193,6 +185,7 @@ where
         self.start(0)
     }
 
+    /// Fetches from `pos`; at or past the known end, the stream ends at once.
     fn seek_bytes(
         &self,
         pos: u64,
@@ -206,31 +199,91 @@ where
     }
 
     fn byte_len(&self) -> Option<u64> {
-        self.len.get()
+        self.len.load()
     }
 }
 
-/// The HTTP `Range` header value that asks for the bytes from `start` on: `bytes=start-`.
-///
-/// ```
-/// assert_eq!(kithara_stream::sources::range_header(1024), "bytes=1024-");
-/// ```
-pub fn range_header(start: u64) -> String {
-    format!("bytes={start}-")
+pin_project_lite::pin_project! {
+    /// A fetched body held to what was asked for: skipped forward to `pos`, cut at `end`,
+    /// and an error, not an end, when it stops short of `end`.
+    struct Checked<B> {
+        // `None` once the body has ended, failed or reached `end` (dropped, with its
+        // connection).
+        #[pin]
+        body: Option<B>,
+        // The position of the next byte passed on.
+        pos: u64,
+        // Bytes still to drop before `pos`.
+        skip: u64,
+        // The resource's length, if known: where the body must end.
+        end: Option<u64>,
+        len: Arc<AtomicLen>,
+    }
 }
 
-/// The total length in an HTTP `Content-Range` header value (`bytes 0-99/1234` gives 1234);
-/// `None` if it is unknown (`*`) or the value is malformed.
-///
-/// ```
-/// use kithara_stream::sources::content_range_total;
-///
-/// assert_eq!(content_range_total("bytes 100-199/1234"), Some(1234));
-/// assert_eq!(content_range_total("bytes */1234"), Some(1234));
-/// assert_eq!(content_range_total("bytes 0-99/*"), None);
-/// ```
-pub fn content_range_total(value: &str) -> Option<u64> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (_, total) = rest.rsplit_once('/')?;
-    total.trim().parse().ok()
+impl<B> Checked<B> {
+    /// A body that holds nothing, at `pos`.
+    fn nothing(pos: u64, len: Arc<AtomicLen>) -> Self {
+        Self {
+            body: None,
+            pos,
+            skip: 0,
+            end: None,
+            len,
+        }
+    }
+}
+
+impl<B, E> Stream for Checked<B>
+where
+    B: Stream<Item = Result<Bytes, E>>,
+    E: From<RangeMismatch>,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            let Some(body) = this.body.as_mut().as_pin_mut() else {
+                return Poll::Ready(None);
+            };
+            let item = ready!(body.poll_next(cx));
+            let mut bytes = match item {
+                Some(Ok(bytes)) => bytes,
+                Some(Err(error)) => {
+                    this.body.set(None);
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    this.body.set(None);
+                    return Poll::Ready(match *this.end {
+                        Some(end) if *this.pos < end => Some(Err(RangeMismatch::Truncated {
+                            at: *this.pos,
+                            expected: end,
+                        }
+                        .into())),
+                        Some(_) => None,
+                        None => {
+                            this.len.raise(Some(*this.pos));
+                            None
+                        }
+                    });
+                }
+            };
+            let skipped = (*this.skip).min(bytes.len() as u64);
+            bytes.advance(skipped as usize);
+            *this.skip -= skipped;
+            if let Some(end) = *this.end {
+                let room = end.saturating_sub(*this.pos);
+                bytes.truncate(room.min(bytes.len() as u64) as usize);
+                if room <= bytes.len() as u64 {
+                    this.body.set(None);
+                }
+            }
+            if !bytes.is_empty() {
+                *this.pos += bytes.len() as u64;
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+        }
+    }
 }

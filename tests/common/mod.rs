@@ -2,6 +2,8 @@
 //! deterministic pattern source and a checker of what a stream yields.
 #![allow(dead_code, unused_imports)]
 
+pub mod http;
+pub mod script_server;
 pub mod source;
 pub mod track;
 pub mod waker;
