@@ -83,6 +83,7 @@ mod source;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod sources;
+pub mod store;
 mod sync;
 mod writer;
 

@@ -19,6 +19,7 @@
 //! the ring), so it shows the download ahead of the play position.
 
 mod async_read;
+mod cached;
 mod fetch;
 mod live;
 mod range;
@@ -31,6 +32,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 pub use async_read::AsyncReadSource;
+pub use cached::{BufferLevel, BufferWatch, CachedSource, StoreParams};
 pub use fetch::{
     ByteRange, ContentRange, Fetch, FetchError, RangeMismatch, RangeResponse, content_range_total,
     range_header,

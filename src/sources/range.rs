@@ -7,7 +7,7 @@ use core::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
-use super::fetch::{ByteRange, Fetch, RangeMismatch};
+use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse};
 use super::{Progress, ProgressWatch, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
@@ -148,23 +148,9 @@ impl<F: Fetch> RangeSource<F> {
                 return Ok((WriterTask::new(task), ()));
             };
             let response = fetch.await.map_err(StreamError::Source)?;
-            let skip = match response.start {
-                Some(got) if got > pos => {
-                    let mismatch = RangeMismatch::WrongStart { asked: pos, got };
-                    return Err(StreamError::Source(mismatch.into()));
-                }
-                Some(got) => pos - got,
-                None => 0,
-            };
-            len.raise(response.total_len);
-            let total = len.load();
-            let body = Checked {
-                body: Some(response.body),
-                pos,
-                skip,
-                end: total,
-                len,
-            };
+            let body = Checked::new(response, ByteRange::from(pos), len)
+                .map_err(|mismatch| StreamError::Source(mismatch.into()))?;
+            let total = body.end();
             Ok((
                 WriterTask::new(WithProgress::new(body, pos, total, watch)),
                 (),
@@ -206,7 +192,7 @@ impl<F: Fetch> EngineSource for RangeSource<F> {
 pin_project_lite::pin_project! {
     /// A fetched body held to what was asked for: skipped forward to `pos`, cut at `end`,
     /// and an error, not an end, when it stops short of `end`.
-    struct Checked<B> {
+    pub(super) struct Checked<B> {
         // `None` once the body has ended, failed or reached `end` (dropped, with its
         // connection).
         #[pin]
@@ -222,6 +208,42 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Checked<B> {
+    /// The body of `response` to a fetch of `range`, held to it; `len` learns the length
+    /// the response reports (never lower than the one known).
+    pub(super) fn new(
+        response: RangeResponse<B>,
+        range: ByteRange,
+        len: Arc<AtomicLen>,
+    ) -> Result<Self, RangeMismatch> {
+        let skip = match response.start {
+            Some(got) if got > range.start => {
+                return Err(RangeMismatch::WrongStart {
+                    asked: range.start,
+                    got,
+                });
+            }
+            Some(got) => range.start - got,
+            None => 0,
+        };
+        len.raise(response.total_len);
+        let end = match (range.end, len.load()) {
+            (Some(end), Some(total)) => Some(end.min(total)),
+            (end, total) => end.or(total),
+        };
+        Ok(Self {
+            body: Some(response.body),
+            pos: range.start,
+            skip,
+            end,
+            len,
+        })
+    }
+
+    /// Where the body must end, if known.
+    pub(super) fn end(&self) -> Option<u64> {
+        self.end
+    }
+
     /// A body that holds nothing, at `pos`.
     fn nothing(pos: u64, len: Arc<AtomicLen>) -> Self {
         Self {

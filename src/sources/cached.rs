@@ -1,0 +1,705 @@
+//! [`CachedSource`]: a seekable source that keeps what it fetched in a [`MemoryStore`], so
+//! that a seek into fetched bytes never touches the network.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::ops::Range;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use super::fetch::{ByteRange, Fetch, RangeResponse};
+use super::range::Checked;
+use super::{Progress, ProgressWatch, WithProgress};
+use crate::error::StreamError;
+use crate::params::StreamParams;
+use crate::source::{EngineSource, OpenResult, WriterTask};
+use crate::store::MemoryStore;
+use crate::sync::{Arc, AtomicLen};
+
+/// How a [`CachedSource`] keeps and fetches bytes.
+///
+/// ```
+/// use kithara_stream::sources::StoreParams;
+///
+/// let params = StoreParams::with_budget(8 << 20).with_look_ahead(2 << 20);
+/// assert_eq!(params.budget(), 8 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreParams {
+    budget: u64,
+    look_ahead: u64,
+    forward_skip: u64,
+    max_fetches: usize,
+    keep_ends: u64,
+    low_water: u64,
+    high_water: u64,
+}
+
+impl StoreParams {
+    /// Keeps at most `bytes` of the resource. 0 keeps nothing: every seek fetches, as a
+    /// [`RangeSource`](super::RangeSource) does.
+    ///
+    /// The other settings start at: look-ahead 1 MiB, forward skip 256 KiB, 2 fetches in
+    /// flight, head and tail kept 64 KiB each, watermarks 64 KiB (low) and 256 KiB (high).
+    pub fn with_budget(bytes: u64) -> Self {
+        Self {
+            budget: bytes,
+            look_ahead: 1 << 20,
+            forward_skip: 256 << 10,
+            max_fetches: 2,
+            keep_ends: 64 << 10,
+            low_water: 64 << 10,
+            high_water: 256 << 10,
+        }
+    }
+
+    /// The byte budget.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Fetches into the store at most `bytes` ahead of the position served (within the
+    /// budget); the fetch pauses there until the reader catches up.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is not larger than the forward skip.
+    #[must_use]
+    #[track_caller]
+    pub fn with_look_ahead(mut self, bytes: u64) -> Self {
+        assert!(
+            bytes > self.forward_skip,
+            "look_ahead must be larger than forward_skip"
+        );
+        self.look_ahead = bytes;
+        self
+    }
+
+    /// A seek at most `bytes` past where a fetch has reached waits for that fetch (on the
+    /// same connection) instead of opening a new one.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is not smaller than the look-ahead.
+    #[must_use]
+    #[track_caller]
+    pub fn with_forward_skip(mut self, bytes: u64) -> Self {
+        assert!(
+            bytes < self.look_ahead,
+            "forward_skip must be smaller than look_ahead"
+        );
+        self.forward_skip = bytes;
+        self
+    }
+
+    /// At most `fetches` fetches in flight: a seek away from a fetch lets it go on filling
+    /// the store while the new position is fetched, as long as there is room for both.
+    ///
+    /// # Panics
+    ///
+    /// If `fetches` is 0.
+    #[must_use]
+    #[track_caller]
+    pub fn with_max_fetches(mut self, fetches: usize) -> Self {
+        assert!(fetches > 0, "max_fetches must be at least 1");
+        self.max_fetches = fetches;
+        self
+    }
+
+    /// Keeps the first and last `bytes` of the resource over the rest (a decoder's probe
+    /// reads them); see [`MemoryStore::with_keep_ends`].
+    #[must_use]
+    pub fn with_keep_ends(mut self, bytes: u64) -> Self {
+        self.keep_ends = bytes;
+        self
+    }
+
+    /// The buffer level's watermarks: [`BufferLevel::ready`] turns true once `high` bytes
+    /// ahead of the position are held (or the rest of the resource is), and false again
+    /// only below `low`, so that a spinner does not flicker.
+    ///
+    /// # Panics
+    ///
+    /// If `low > high`.
+    #[must_use]
+    #[track_caller]
+    pub fn with_watermarks(mut self, low: u64, high: u64) -> Self {
+        assert!(low <= high, "the low watermark is above the high one");
+        self.low_water = low;
+        self.high_water = high;
+        self
+    }
+}
+
+/// What a [`CachedSource`] holds, for a player's buffer bar and spinner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BufferLevel {
+    /// The byte ranges held, merged, in order.
+    pub ranges: Vec<Range<u64>>,
+    /// The position the source serves next (the engine's ring holds what lies between
+    /// the reader and it).
+    pub position: u64,
+    /// Bytes held from `position` on without a gap.
+    pub ahead: u64,
+    /// Whether enough is held ahead to play: see [`StoreParams::with_watermarks`].
+    pub ready: bool,
+    /// The resource's length, if known.
+    pub total: Option<u64>,
+}
+
+/// The latest [`BufferLevel`] of a [`CachedSource`]: cloneable, readable from any thread.
+#[derive(Clone)]
+pub struct BufferWatch(Arc<dyn Fn() -> BufferLevel + Send + Sync>);
+
+impl BufferWatch {
+    /// The buffer level now.
+    pub fn get(&self) -> BufferLevel {
+        (self.0)()
+    }
+}
+
+impl core::fmt::Debug for BufferWatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("BufferWatch").field(&self.get()).finish()
+    }
+}
+
+/// A seekable [`EngineSource`] over a [`Fetch`] that keeps what it fetched in a
+/// [`MemoryStore`] under a byte budget ([`StoreParams`]).
+///
+/// - A seek into held bytes is served from the store, at once, without a fetch.
+/// - At the first byte not held, it fetches only the hole: up to the next held byte (a
+///   [`ByteRange`] with an end), and it starts that fetch as soon as the serving position
+///   comes within the look-ahead of the hole, not when the held bytes run out.
+/// - A seek away from a fetch that is still delivering does not drop it: it goes on filling
+///   the store while the new position is fetched (at most
+///   [`max_fetches`](StoreParams::with_max_fetches) in flight; the one farthest from the
+///   position gives way). A seek a little ahead of a fetch
+///   ([`forward_skip`](StoreParams::with_forward_skip)) waits for it on the same connection.
+/// - Fetches run ahead of the position served up to the
+///   [`look_ahead`](StoreParams::with_look_ahead), within the budget; a fetch that finds
+///   no room pauses (the connection's own flow control holds the server back) until the
+///   reader catches up.
+/// - Eviction never drops the look-ahead window and keeps the resource's head and tail
+///   longest ([`MemoryStore`]).
+///
+/// Every response is checked as [`RangeSource`](super::RangeSource) checks it (start, end,
+/// length). A fetch error at the position served ends the stream with
+/// `StreamError::Source(e)` (a seek resumes); an error of a fetch elsewhere only drops that
+/// fetch.
+///
+/// **Messages.** A [`Fetch`] carries bytes only, so no `Control` or `Event` of the resource
+/// passes through the store. The source emits a [`Progress`] event after each chunk it
+/// serves, whether from the store or from the network, in stream order; its
+/// [`buffer_watch`](Self::buffer_watch) shows what is held.
+///
+/// ```
+/// use bytes::Bytes;
+/// use futures::stream;
+/// use kithara_stream::io::{BlockingReader, block_on};
+/// use kithara_stream::sources::{ByteRange, CachedSource, RangeResponse, StoreParams};
+/// use kithara_stream::{Engine, StreamParams};
+/// use std::io::{Read, Seek, SeekFrom};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// let data = Bytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+/// let fetches = Arc::new(AtomicUsize::new(0));
+/// let counted = fetches.clone();
+/// let fetch = move |range: ByteRange| {
+///     counted.fetch_add(1, Ordering::SeqCst);
+///     let end = range.end.unwrap_or(100_000) as usize;
+///     let body = data.slice(range.start as usize..end);
+///     let response = RangeResponse::new(stream::iter([Ok::<_, std::io::Error>(body)]))
+///         .with_total_len(Some(100_000))
+///         .with_start(Some(range.start));
+///     async move { Ok(response) }
+/// };
+/// let source = CachedSource::new(fetch, StoreParams::with_budget(1 << 20));
+/// let (engine, handle, stream) = Engine::build(source, StreamParams::default());
+/// std::thread::spawn(move || block_on(engine.run()));
+/// let mut reader = BlockingReader::new(stream, handle);
+/// let mut all = Vec::new();
+/// reader.read_to_end(&mut all).unwrap();
+/// // Back to the start: served from the store.
+/// reader.seek(SeekFrom::Start(0)).unwrap();
+/// let mut again = Vec::new();
+/// reader.read_to_end(&mut again).unwrap();
+/// assert_eq!(all, again);
+/// assert_eq!(fetches.load(Ordering::SeqCst), 1);
+/// ```
+pub struct CachedSource<F: Fetch> {
+    shared: Arc<Mutex<Shared<F>>>,
+    fetch: Arc<F>,
+    len: Arc<AtomicLen>,
+    watch: ProgressWatch,
+    params: StoreParams,
+}
+
+impl<F: Fetch> CachedSource<F> {
+    /// A source that fetches through `fetch` and keeps what it fetched as `params` say.
+    pub fn new(fetch: F, params: StoreParams) -> Self {
+        let store = MemoryStore::new(params.budget).with_keep_ends(params.keep_ends);
+        Self {
+            shared: Arc::new(Mutex::new(Shared {
+                store,
+                fetches: Vec::new(),
+                position: 0,
+                ready: false,
+                total: None,
+            })),
+            fetch: Arc::new(fetch),
+            len: Arc::new(AtomicLen::new()),
+            watch: ProgressWatch::default(),
+            params,
+        }
+    }
+
+    /// Sets the total length in advance (from a `HEAD` request or a playlist, say).
+    #[must_use]
+    pub fn with_total_len(self, total_len: u64) -> Self {
+        self.len.store(Some(total_len));
+        self
+    }
+
+    /// The in-band progress, as the engine takes each chunk (see [`ProgressWatch`]).
+    pub fn progress_watch(&self) -> ProgressWatch {
+        self.watch.clone()
+    }
+
+    /// What the store holds (see [`BufferLevel`]); clone it before handing the source to
+    /// the engine.
+    pub fn buffer_watch(&self) -> BufferWatch {
+        let shared = self.shared.clone();
+        BufferWatch(Arc::new(move || {
+            let shared = lock(&shared);
+            let position = shared.position;
+            BufferLevel {
+                ranges: shared.store.ranges(),
+                position,
+                ahead: shared.store.held_until(position) - position,
+                ready: shared.ready,
+                total: shared.total,
+            }
+        }))
+    }
+
+    /// A writer task that serves from `pos`: at once if `pos` is held, at or past the end,
+    /// or coming on a fetch in flight; otherwise once the hole's fetch has answered.
+    fn start(&self, pos: u64) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        let total = self.len.load();
+        let mut fetch = None;
+        {
+            let mut shared = lock(&self.shared);
+            shared.position = pos;
+            let past_end = total.is_some_and(|total| pos >= total);
+            let held = shared.store.next_held(pos) == Some(pos);
+            if !past_end && !held && shared.serving(pos, &self.params).is_none() {
+                let range = shared.hole(pos);
+                fetch = Some((range, self.fetch.fetch(range)));
+            }
+        }
+        let body = Served {
+            shared: self.shared.clone(),
+            fetch: self.fetch.clone(),
+            len: self.len.clone(),
+            params: self.params,
+            pos,
+            done: false,
+        };
+        let (shared, len, watch, params) = (
+            self.shared.clone(),
+            self.len.clone(),
+            self.watch.clone(),
+            self.params,
+        );
+        async move {
+            if let Some((range, fetch)) = fetch {
+                let response = fetch.await.map_err(StreamError::Source)?;
+                let body = Checked::new(response, range, len.clone())
+                    .map_err(|mismatch| StreamError::Source(mismatch.into()))?;
+                lock(&shared).add(InFlight::streaming(range, body), pos, &params);
+            }
+            let total = len.load();
+            Ok((
+                WriterTask::new(WithProgress::new(body, pos, total, watch)),
+                (),
+            ))
+        }
+    }
+}
+
+impl<F: Fetch> core::fmt::Debug for CachedSource<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CachedSource")
+            .field("params", &self.params)
+            .field("len", &self.len.load())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Fetch> EngineSource for CachedSource<F> {
+    type Error = F::Error;
+    type Control = ();
+    type Event = Progress;
+
+    fn open(
+        &self,
+        _params: StreamParams,
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        self.start(0)
+    }
+
+    /// Serves from `pos`: from the store if it holds `pos`, else from a fetch of the hole.
+    fn seek_bytes(
+        &self,
+        pos: u64,
+        _control: (),
+    ) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
+        self.start(pos)
+    }
+
+    fn supports_seek(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        self.len.load()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type Opening<F> = Pin<
+    Box<dyn Future<Output = Result<RangeResponse<<F as Fetch>::Body>, <F as Fetch>::Error>> + Send>,
+>;
+
+/// One fetch in flight.
+enum Fetching<F: Fetch> {
+    /// Waiting for the response.
+    Opening(Opening<F>),
+    /// Delivering its body.
+    Streaming(Pin<Box<Checked<F::Body>>>),
+}
+
+struct InFlight<F: Fetch> {
+    /// The range asked for.
+    range: ByteRange,
+    /// The next byte it delivers.
+    pos: u64,
+    /// Bytes it delivered at or past the position served that the store had no room for,
+    /// and their offset: passed on from here, and the fetch pauses until they are.
+    stash: Option<(u64, Bytes)>,
+    state: Fetching<F>,
+}
+
+impl<F: Fetch> InFlight<F> {
+    fn streaming(range: ByteRange, body: Checked<F::Body>) -> Self {
+        Self {
+            range,
+            pos: range.start,
+            stash: None,
+            state: Fetching::Streaming(Box::pin(body)),
+        }
+    }
+
+    fn opening(range: ByteRange, fetch: Opening<F>) -> Self {
+        Self {
+            range,
+            pos: range.start,
+            stash: None,
+            state: Fetching::Opening(fetch),
+        }
+    }
+
+    /// Whether it will deliver `pos` soon: `pos` is in its range, in its stash or at most
+    /// `forward_skip` ahead of where it is.
+    fn serves(&self, pos: u64, params: &StoreParams) -> bool {
+        let in_stash = self
+            .stash
+            .as_ref()
+            .is_some_and(|(at, bytes)| (*at..*at + bytes.len() as u64).contains(&pos));
+        let coming = self.pos <= pos && pos <= self.pos.saturating_add(params.forward_skip);
+        self.range.end.is_none_or(|end| pos < end) && (in_stash || coming)
+    }
+}
+
+/// What draining a fetch came to.
+enum Drained<E> {
+    /// It delivered what it could (maybe nothing) and waits: for the network, the reader
+    /// or room.
+    Waiting {
+        delivered: bool,
+    },
+    /// It ended, or is of no more use: drop it.
+    Done,
+    Failed(E),
+}
+
+/// What the writer tasks of one source share: the store and the fetches in flight.
+struct Shared<F: Fetch> {
+    store: MemoryStore,
+    fetches: Vec<InFlight<F>>,
+    /// The position the current writer task serves next.
+    position: u64,
+    ready: bool,
+    total: Option<u64>,
+}
+
+impl<F: Fetch> Shared<F> {
+    /// The index of a fetch in flight that will deliver `pos`.
+    fn serving(&self, pos: u64, params: &StoreParams) -> Option<usize> {
+        self.fetches.iter().position(|f| f.serves(pos, params))
+    }
+
+    /// The hole at `pos`: from `pos` to the next held byte.
+    fn hole(&self, pos: u64) -> ByteRange {
+        match self.store.next_held(pos) {
+            Some(next) if next > pos => ByteRange::new(pos, next),
+            _ => ByteRange::from(pos),
+        }
+    }
+
+    /// Adds a fetch; if there are too many, drops the one farthest from `pos` that does not
+    /// serve it.
+    fn add(&mut self, fetch: InFlight<F>, pos: u64, params: &StoreParams) {
+        self.fetches.push(fetch);
+        while self.fetches.len() > params.max_fetches {
+            let victim = self
+                .fetches
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !f.serves(pos, params))
+                .max_by_key(|(_, f)| f.pos.abs_diff(pos))
+                .map(|(i, _)| i);
+            match victim {
+                Some(i) => drop(self.fetches.swap_remove(i)),
+                None => break,
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The bytes of a [`CachedSource`] from one position on: from the store where it holds
+    /// them, from the fetches in flight where it does not.
+    struct Served<F: Fetch> {
+        shared: Arc<Mutex<Shared<F>>>,
+        fetch: Arc<F>,
+        len: Arc<AtomicLen>,
+        params: StoreParams,
+        // The next byte to pass on.
+        pos: u64,
+        done: bool,
+    }
+}
+
+impl<F: Fetch> Shared<F> {
+    /// Drains every fetch in flight as far as it goes. Whether any delivered or ended, or
+    /// the error of the one serving `pos`.
+    fn pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        pos: u64,
+        params: &StoreParams,
+        len: &Arc<AtomicLen>,
+    ) -> Result<bool, F::Error> {
+        let mut progressed = false;
+        let mut i = 0;
+        while i < self.fetches.len() {
+            match self.drain(i, cx, pos, params, len) {
+                Drained::Waiting { delivered } => {
+                    progressed |= delivered;
+                    i += 1;
+                }
+                Drained::Done => {
+                    drop(self.fetches.swap_remove(i));
+                    progressed = true;
+                }
+                Drained::Failed(error) => {
+                    let serving = self.fetches[i].serves(pos, params);
+                    drop(self.fetches.swap_remove(i));
+                    if serving {
+                        return Err(error);
+                    }
+                    progressed = true;
+                }
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Polls fetch `i` until it waits, storing what it delivers.
+    fn drain(
+        &mut self,
+        i: usize,
+        cx: &mut Context<'_>,
+        pos: u64,
+        params: &StoreParams,
+        len: &Arc<AtomicLen>,
+    ) -> Drained<F::Error> {
+        let Self { store, fetches, .. } = self;
+        let fetch = &mut fetches[i];
+        let mut delivered = false;
+        loop {
+            if let Some((at, bytes)) = &fetch.stash {
+                if at + bytes.len() as u64 > pos {
+                    return Drained::Waiting { delivered };
+                }
+                fetch.stash = None;
+            }
+            if fetch.pos >= pos.saturating_add(params.look_ahead) {
+                return Drained::Waiting { delivered };
+            }
+            match &mut fetch.state {
+                Fetching::Opening(opening) => match opening.as_mut().poll(cx) {
+                    Poll::Pending => return Drained::Waiting { delivered },
+                    Poll::Ready(Err(error)) => return Drained::Failed(error),
+                    Poll::Ready(Ok(response)) => {
+                        match Checked::new(response, fetch.range, len.clone()) {
+                            Ok(body) => fetch.state = Fetching::Streaming(Box::pin(body)),
+                            Err(mismatch) => return Drained::Failed(mismatch.into()),
+                        }
+                        store.set_len(len.load());
+                    }
+                },
+                Fetching::Streaming(body) => match body.as_mut().poll_next(cx) {
+                    Poll::Pending => return Drained::Waiting { delivered },
+                    Poll::Ready(None) => return Drained::Done,
+                    Poll::Ready(Some(Err(error))) => return Drained::Failed(error),
+                    Poll::Ready(Some(Ok(bytes))) => {
+                        delivered = true;
+                        if !deliver(store, fetch, bytes, pos, params) && !fetch.serves(pos, params)
+                        {
+                            return Drained::Done;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The bytes at `pos`, from the store or from a fetch's stash.
+    fn take(&mut self, pos: u64) -> Option<Bytes> {
+        if let Some(bytes) = self.store.get(pos, usize::MAX) {
+            return Some(bytes);
+        }
+        self.fetches.iter_mut().find_map(|fetch| {
+            let (at, bytes) = fetch.stash.as_ref()?;
+            if !(*at..*at + bytes.len() as u64).contains(&pos) {
+                return None;
+            }
+            let bytes = bytes.slice((pos - at) as usize..);
+            fetch.stash = None;
+            Some(bytes)
+        })
+    }
+
+    /// Starts fetching the first hole after `pos` if it lies within the look-ahead, no
+    /// fetch serves it and a fetch may be added without dropping another.
+    fn prefetch(&mut self, pos: u64, fetch: &F, params: &StoreParams, total: Option<u64>) {
+        let hole = self.store.held_until(pos);
+        let within = hole < pos.saturating_add(params.look_ahead - params.forward_skip);
+        if !within
+            || total.is_some_and(|total| hole >= total)
+            || self.fetches.len() >= params.max_fetches
+            || self.serving(hole, params).is_some()
+        {
+            return;
+        }
+        let range = self.hole(hole);
+        self.fetches
+            .push(InFlight::opening(range, Box::pin(fetch.fetch(range))));
+    }
+
+    /// Publishes the level at `pos` for the buffer watch.
+    fn level(&mut self, pos: u64, params: &StoreParams, total: Option<u64>) {
+        self.position = pos;
+        self.total = total;
+        let ahead = self.store.held_until(pos) - pos;
+        if ahead >= params.high_water || total.is_some_and(|total| pos + ahead >= total) {
+            self.ready = true;
+        } else if ahead < params.low_water {
+            self.ready = false;
+        }
+    }
+}
+
+/// Stores `bytes`, which `fetch` delivered at its position; stashes what is at or past
+/// `pos` and did not fit. Whether any of it was of use (stored, or still to pass on).
+fn deliver<F: Fetch>(
+    store: &mut MemoryStore,
+    fetch: &mut InFlight<F>,
+    bytes: Bytes,
+    pos: u64,
+    params: &StoreParams,
+) -> bool {
+    let at = fetch.pos;
+    let end = at + bytes.len() as u64;
+    fetch.pos = end;
+    let stored = store.insert(
+        at,
+        bytes.clone(),
+        pos..pos.saturating_add(params.look_ahead),
+    );
+    let from = at.max(pos);
+    if from >= end {
+        return stored > 0;
+    }
+    let missing = store.held_until(from);
+    if missing < end {
+        fetch.stash = Some((missing, bytes.slice((missing - at) as usize..)));
+    }
+    true
+}
+
+impl<F: Fetch> Stream for Served<F> {
+    type Item = Result<Bytes, F::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let mut shared = lock(this.shared);
+        loop {
+            let pos = *this.pos;
+            let progressed = match shared.pump(cx, pos, this.params, this.len) {
+                Ok(progressed) => progressed,
+                Err(error) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+            };
+            let total = this.len.load();
+            if let Some(bytes) = shared.take(pos) {
+                *this.pos += bytes.len() as u64;
+                shared.prefetch(*this.pos, this.fetch, this.params, total);
+                shared.level(*this.pos, this.params, total);
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if total.is_some_and(|total| pos >= total) {
+                *this.done = true;
+                shared.level(pos, this.params, total);
+                return Poll::Ready(None);
+            }
+            if shared.serving(pos, this.params).is_some() {
+                if progressed {
+                    continue;
+                }
+                shared.level(pos, this.params, total);
+                return Poll::Pending;
+            }
+            let range = shared.hole(pos);
+            let opening = InFlight::opening(range, Box::pin(this.fetch.fetch(range)));
+            shared.add(opening, pos, this.params);
+        }
+    }
+}
