@@ -400,6 +400,8 @@ fn engine_case() -> impl Strategy<Value = EngineCase> {
 // The engine driver.
 
 type Stream8 = EngineStream<u8, u8, &'static str>;
+type Polled = Poll<Option<Result<StreamMsg<u8, u8>, StreamError<&'static str>>>>;
+type SeekResult = Result<(), StreamError<&'static str>>;
 
 struct Driver {
     case: EngineCase,
@@ -508,9 +510,7 @@ impl Driver {
         self.check_memory()
     }
 
-    fn poll_stream(
-        &mut self,
-    ) -> Poll<Option<Result<StreamMsg<u8, u8>, StreamError<&'static str>>>> {
+    fn poll_stream(&mut self) -> Polled {
         let poll = Pin::new(&mut self.stream).poll_next(&mut self.stream_waker.context());
         // Any poll after a seek discards what the tasks before it left in the ring.
         let current = self.current;
@@ -560,7 +560,7 @@ impl Driver {
     fn finish_seek(
         &mut self,
         seek: &mut kithara_stream::SeekFuture<&'static str>,
-    ) -> Result<Result<(), StreamError<&'static str>>, TestCaseError> {
+    ) -> Result<SeekResult, TestCaseError> {
         let waker = CountingWaker::new();
         for _ in 0..POLLS {
             if let Poll::Ready(result) = Pin::new(&mut *seek).poll(&mut waker.context()) {
@@ -579,7 +579,7 @@ impl Driver {
         &mut self,
         pos: u64,
         fail: bool,
-        result: Result<(), StreamError<&'static str>>,
+        result: SeekResult,
         seek_tasks_before: usize,
     ) -> Result<(), TestCaseError> {
         if fail {
