@@ -250,16 +250,19 @@ impl Drop for Owned {
     }
 }
 
-fn counted(len: usize, drops: &Arc<AtomicUsize>) -> Bytes {
+/// A `Bytes` of `len` bytes whose buffer counts itself in `created` now and in `drops` when
+/// it is freed.
+fn counted(len: usize, created: &AtomicUsize, drops: &Arc<AtomicUsize>) -> Bytes {
+    created.fetch_add(1, Ordering::SeqCst);
     Bytes::from_owner(Owned(vec![7; len], drops.clone()))
 }
 
 #[test]
 fn adversarial_pipe_frees_buffered_bytes_on_drop() {
-    let drops = Arc::new(AtomicUsize::new(0));
+    let (created, drops) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
     let (mut writer, mut reader) = pipe::<(), (), ()>(params(100, 10));
     for _ in 0..3 {
-        block_on(writer.send(StreamMsg::Data(counted(30, &drops)))).unwrap();
+        block_on(writer.send(StreamMsg::Data(counted(30, &created, &drops)))).unwrap();
     }
     // The reader holds the rest of a split chunk.
     assert_eq!(
@@ -273,9 +276,10 @@ fn adversarial_pipe_frees_buffered_bytes_on_drop() {
     );
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     drop(reader);
+    assert_eq!(created.load(Ordering::SeqCst), 3);
     assert_eq!(
         drops.load(Ordering::SeqCst),
-        3,
+        created.load(Ordering::SeqCst),
         "queued and held buffers freed with the reader"
     );
     drop(writer);
@@ -283,19 +287,22 @@ fn adversarial_pipe_frees_buffered_bytes_on_drop() {
 
 #[test]
 fn adversarial_engine_frees_buffered_bytes_on_drop() {
-    struct Counted(Arc<AtomicUsize>);
+    /// Buffers created and buffers freed.
+    struct Counted(Arc<AtomicUsize>, Arc<AtomicUsize>);
     impl EngineSource for Counted {
         type Error = ();
         type Control = ();
         type Event = ();
         fn open(&self, _: StreamParams) -> impl Future<Output = OpenResult<Self>> + Send + 'static {
-            let drops = self.0.clone();
-            let task = stream::iter(0..).map(move |_| Ok(StreamMsg::Data(counted(1000, &drops))));
+            let (created, drops) = (self.0.clone(), self.1.clone());
+            let task = stream::iter(0..)
+                .map(move |_| Ok(StreamMsg::Data(counted(1000, &created, &drops))));
             std::future::ready(Ok((WriterTask::new(task), ())))
         }
     }
-    let drops = Arc::new(AtomicUsize::new(0));
-    let (engine, handle, mut stream) = Engine::build(Counted(drops.clone()), params(4000, 300));
+    let (created, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let source = Counted(created.clone(), drops.clone());
+    let (engine, handle, mut stream) = Engine::build(source, params(4000, 300));
     let mut run = engine.run();
     let noop = futures::task::noop_waker();
     assert!(
@@ -304,8 +311,14 @@ fn adversarial_engine_frees_buffered_bytes_on_drop() {
             .is_pending()
     );
     assert!(block_on(stream.next()).is_some()); // holds a remainder now
-    let produced = 4;
+    let produced = created.load(Ordering::SeqCst);
+    assert!(produced > 0, "the engine produced nothing");
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     drop((run, handle, stream));
+    assert_eq!(
+        created.load(Ordering::SeqCst),
+        produced,
+        "nothing produced after the drop"
+    );
     assert_eq!(drops.load(Ordering::SeqCst), produced, "every buffer freed");
 }

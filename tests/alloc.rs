@@ -9,7 +9,8 @@
 //!   bytes within `capacity + 2 source chunks + FIXED_OVERHEAD`.
 //! - `alloc_steady_*`: once warm, the pass-through path (engine, `Writer::send`) and the
 //!   copying path (`AsyncWrite`) make no allocation per chunk.
-//! - `wakeups_*`: wakeups per delivered chunk stay at or below one (counting wakers).
+//! - `wakeups_*`: wakeups per delivered chunk stay within twice what was measured (counting
+//!   wakers): a regression to more wakeups per chunk fails.
 // A global allocator is an `unsafe impl`; this test binary is the only place outside
 // `src/raw` that needs one, and it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -33,7 +34,8 @@ const CAPACITY: usize = 256 * KIB;
 const CHUNK: usize = 16 * KIB;
 /// What the engine, the ring and the stream hold beside the bytes: the shared state, the
 /// queue's two blocks of entries, the boxed writer task and the source's futures. Measured
-/// at about 3 KiB on x86_64; the bound leaves room for other targets and allocators.
+/// at 4 320 B on x86_64, counted from before `Engine::build`; the bound leaves room for other
+/// targets and allocators.
 const FIXED_OVERHEAD: usize = 8 * KIB;
 
 // ---------------------------------------------------------------------------------------------
@@ -195,18 +197,21 @@ where
 #[test]
 fn alloc_peak_live_heap_bounded_streaming_1gib() {
     let count = if cfg!(miri) { 64 } else { (1 << 30) / CHUNK };
+    // From before `build`: the ring's first blocks and the shared state count too.
+    start_counting();
     let (engine, handle, stream) = Engine::build(Chunks { count, fresh: true }, params());
     drop(handle);
-    start_counting();
     let ((), bytes) = block_on(future::join(engine.run(), drain(stream, |_| {})));
     stop_counting();
     assert_eq!(bytes, count * CHUNK);
     let bound = CAPACITY + 2 * CHUNK + FIXED_OVERHEAD;
     let peak = peak();
+    // The peak holds the full ring (`CAPACITY`, 16 chunks), the `shared` chunk that
+    // `Chunks::open` allocates in either mode, and the engine's own state.
     println!(
         "peak live heap {peak} B; bound {bound} B (capacity {CAPACITY} + 2 chunks + {FIXED_OVERHEAD}); \
-         beyond capacity + 2 chunks: {} B",
-        peak as isize - (CAPACITY + 2 * CHUNK) as isize
+         beyond capacity + the source's own chunk: {} B",
+        peak as isize - (CAPACITY + CHUNK) as isize
     );
     assert!(peak <= bound, "peak {peak} > bound {bound}");
 }
@@ -347,7 +352,7 @@ fn counting_waker() -> (Arc<Counter>, Waker) {
 /// Engine and stream polled by hand, each only after a wake (as an executor would), with a
 /// counting waker each: the wakes per delivered chunk.
 #[test]
-fn wakeups_per_chunk_at_most_one_hand_polled() {
+fn wakeups_per_chunk_hand_polled() {
     let count = if cfg!(miri) { 200 } else { 100_000 };
     let source = Chunks {
         count,
@@ -398,7 +403,10 @@ fn wakeups_per_chunk_at_most_one_hand_polled() {
     let wakes = engine_wakes.0.load(Ordering::SeqCst) + reader_wakes.0.load(Ordering::SeqCst);
     let per_chunk = wakes as f64 / chunks as f64;
     println!("{wakes} wakeups for {chunks} chunks: {per_chunk:.4} per chunk");
-    assert!(per_chunk <= 1.0, "{per_chunk} wakeups per chunk");
+    assert!(
+        per_chunk <= 0.25,
+        "{per_chunk} wakeups per chunk; measured 0.1250 (12 499 for 100 000 chunks), bound 2x that"
+    );
 }
 
 /// A one-future executor whose waker counts its wakes and unparks the thread.
@@ -434,7 +442,7 @@ fn counting_block_on<F: Future>(future: F) -> (F::Output, usize) {
 
 /// Engine and stream on two threads, each under a counting executor.
 #[test]
-fn wakeups_per_chunk_at_most_one_two_threads() {
+fn wakeups_per_chunk_two_threads() {
     let count = if cfg!(miri) { 200 } else { 100_000 };
     let source = Chunks {
         count,
@@ -450,5 +458,9 @@ fn wakeups_per_chunk_at_most_one_two_threads() {
     println!(
         "engine {engine_wakes} + reader {reader_wakes} wakeups for {count} chunks: {per_chunk:.4} per chunk"
     );
-    assert!(per_chunk <= 1.0, "{per_chunk} wakeups per chunk");
+    assert!(
+        per_chunk <= 0.25,
+        "{per_chunk} wakeups per chunk; measured 0.113-0.115 (0.121-0.124 with both cores \
+         busy), bound about 2x that"
+    );
 }

@@ -191,9 +191,14 @@ on_every_executor! {
         stop.send(()).await.unwrap();
         assert!(stopped.await, "the run future was dropped before it completed");
         assert_eq!(stats.live_tasks(), 0, "the writer task is dropped with the run future");
+        // The writer task is gone: what it produced is final, and all of it was pushed.
+        let produced = stats.produced();
+        assert!(produced >= 1000, "{produced} bytes produced");
         let error = drain(&mut stream, &mut tracker).await;
         assert_eq!(error, Some(StreamError::ChannelClosed));
-        assert!(tracker.bytes >= 1000, "what was buffered is delivered");
+        // `drain` checked every byte against its offset: everything produced arrived, in order.
+        assert_eq!(tracker.offset, produced, "what was buffered is delivered");
+        assert_eq!(tracker.bytes, produced);
         assert!(stream.next().await.is_none());
         assert_eq!(handle.seek_bytes(0).await, Err(StreamError::ChannelClosed));
 
@@ -341,19 +346,34 @@ on_every_executor! {
         };
         assert_eq!(future::join(run, consumer).await.1, 200_000);
 
-        // Three tasks: engine, consumer, and a seeker.
-        let (run, handle, mut stream, _stats) = build(Config::new(200_000), params(4096, 1024));
+        // Three tasks: engine, consumer, and a seeker. The consumer sees bytes from 0 on,
+        // then, once the seek is applied, from 199_000 to the end: every byte is checked
+        // against its offset, and the one jump must land on 199_000.
+        let (run, handle, mut stream, stats) = build(Config::new(200_000), params(4096, 1024));
         let engine = spawner.spawn(run);
         let seeker = spawner.spawn(async move { handle.seek_bytes(199_000).await });
         let consumer = spawner.spawn(async move {
-            let mut bytes = 0;
+            let mut tracker = Tracker::new(1024);
+            let mut jumped_from = None;
             while let Some(msg) = stream.next().await {
-                bytes += msg.unwrap().into_data().unwrap().len();
+                let data = msg.unwrap().into_data().unwrap();
+                if !Tracker::matches(tracker.offset, &data) {
+                    assert_eq!(jumped_from, None, "a second jump at {}", tracker.offset);
+                    jumped_from = Some(tracker.offset);
+                    tracker.offset = 199_000;
+                }
+                tracker.accept(StreamMsg::Data(data));
             }
-            bytes
+            (tracker.offset, tracker.bytes, jumped_from)
         });
         assert_eq!(seeker.await, Ok(()));
-        assert!(consumer.await >= 1000);
+        let (end, received, jumped_from) = consumer.await;
+        assert_eq!(end, 200_000, "read to the end");
+        // Without a visible jump the seek landed exactly where the reader was.
+        let before_seek = jumped_from.unwrap_or(199_000);
+        assert!(before_seek <= 200_000);
+        assert_eq!(received, before_seek + 1000, "the bytes before the seek, then 199_000..");
+        assert_eq!(stats.seeks(), vec![(199_000, OPEN_CONTROL)]);
         engine.await;
 
         // The pipe: writer and reader on different tasks.
@@ -869,16 +889,33 @@ on_every_executor! {
     fn b4_source_panic(spawner) {
         let mut config = Config::new(1 << 20).chunks(&[1000]);
         config.panic_at = Some(20_000);
-        let (run, handle, mut stream, _stats) = build(config, params(4096, 1000));
+        let (run, handle, mut stream, stats) = build(config, params(4096, 1000));
         let engine = spawner.spawn(run);
         let mut tracker = Tracker::new(1000);
         let error = drain(&mut stream, &mut tracker).await;
         assert_eq!(error, Some(StreamError::ChannelClosed));
-        assert!(tracker.offset <= 20_000);
+        // The task reaches offset 20_000 (and panics there) only after producing every byte
+        // before it, all of which went into the ring: the stream delivers them all (D5).
+        assert_eq!(stats.produced(), 20_000);
+        assert_eq!(tracker.offset, 20_000, "every byte before the panic");
+        assert_eq!(tracker.bytes, 20_000);
         let panic = std::panic::AssertUnwindSafe(engine).catch_unwind().await;
         let panic = panic.expect_err("the panic propagates out of run()");
         let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(message.contains("test source panicked"), "{message}");
         assert_eq!(handle.seek_bytes(0).await, Err(StreamError::ChannelClosed));
+
+        // The panic first, with everything produced before it still in the ring.
+        let mut config = Config::new(1 << 20).chunks(&[1000]);
+        config.panic_at = Some(20_000);
+        let (run, _handle, mut stream, stats) = build(config, params(32_768, 1000));
+        let panic = std::panic::AssertUnwindSafe(spawner.spawn(run)).catch_unwind().await;
+        assert!(panic.is_err(), "the panic propagates out of run()");
+        assert_eq!(stats.produced(), 20_000);
+        let mut tracker = Tracker::new(1000);
+        let error = drain(&mut stream, &mut tracker).await;
+        assert_eq!(error, Some(StreamError::ChannelClosed));
+        assert_eq!(tracker.offset, 20_000, "every buffered byte after the panic");
+        assert_eq!(tracker.bytes, 20_000);
     }
 }

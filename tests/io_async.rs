@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{ErrorKind, SeekFrom};
 
-use common::{Config, TestError, pattern};
+use common::{Config, OPEN_CONTROL, SEEK_CONTROL_BASE, TestError, pattern};
 use futures::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, poll};
 use kithara_stream::io::{AsyncReader, SideMsg, stream_error};
 use kithara_stream::{BytesSource, Engine, StreamError, StreamParams};
@@ -73,25 +73,108 @@ on_every_executor! {
     }
 }
 
+type TestReader = AsyncReader<u64, u64, TestError>;
+
+/// Reads to the end in uneven pieces, checking every byte against the source's byte at the
+/// position the reader reported before the read; returns the position at the end.
+async fn read_checked(reader: &mut TestReader) -> u64 {
+    let mut buf = vec![0; 777];
+    loop {
+        let at = reader.position();
+        let n = reader.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return reader.position();
+        }
+        assert_eq!(
+            &buf[..n],
+            &expected(at..at + n as u64)[..],
+            "{n} bytes read at {at}"
+        );
+        assert_eq!(reader.position(), at + n as u64);
+    }
+}
+
+/// A reader of a 40_000-byte pattern whose seeks wait in the source until `gate` says how
+/// they end, and the source's stats.
+fn gated_reader() -> (
+    Engine<common::TestSource>,
+    TestReader,
+    async_channel::Sender<bool>,
+    std::sync::Arc<common::Stats>,
+) {
+    let (gate_tx, gate_rx) = async_channel::unbounded();
+    let mut config = Config::new(40_000).chunks(&[2000]);
+    config.seek_gate = Some(gate_rx);
+    let (source, stats) = config.build();
+    let (engine, handle, stream) = Engine::build(source, params());
+    (engine, AsyncReader::new(stream, handle), gate_tx, stats)
+}
+
+/// Two seeks abandoned after their first poll, which is certainly pending (the source holds
+/// them at the gate): one that succeeds, then one that fails. The next read waits for each;
+/// every byte read afterwards is the source's byte at the position the reader reports.
+async fn abandoned_seeks(mut reader: TestReader, gate: async_channel::Sender<bool>) -> TestReader {
+    let mut buf = vec![0; 10];
+    reader.read_exact(&mut buf).await.unwrap();
+    assert_eq!(buf, expected(0..10));
+
+    assert!(poll!(reader.seek(SeekFrom::Start(30_000))).is_pending());
+    assert_eq!(
+        reader.position(),
+        30_000,
+        "an abandoned seek reports its target"
+    );
+    // The read waits for the seek: it cannot return the bytes at 10.
+    assert!(poll!(reader.read(&mut buf)).is_pending());
+    assert_eq!(reader.position(), 30_000);
+    gate.send(true).await.unwrap();
+    let mut some = vec![0; 5_000];
+    reader.read_exact(&mut some).await.unwrap();
+    assert_eq!(some, expected(30_000..35_000));
+    assert_eq!(reader.position(), 35_000);
+
+    assert!(poll!(reader.seek(SeekFrom::Start(5_000))).is_pending());
+    assert_eq!(reader.position(), 5_000);
+    gate.send(false).await.unwrap();
+    let error = reader.read(&mut buf).await.unwrap_err();
+    assert_eq!(
+        stream_error::<TestError>(&error),
+        Some(&StreamError::Source(TestError("seek failed")))
+    );
+    assert_eq!(reader.position(), 35_000, "a failed seek changes nothing");
+    assert_eq!(read_checked(&mut reader).await, 40_000);
+    reader
+}
+
 on_every_executor! {
     /// A seek whose future was dropped after its first poll is still applied before the
-    /// next read, which then starts at its target.
+    /// next read, which then starts at its target; one that fails leaves the reader where
+    /// it was. The engine is spawned on the same executor.
     fn async_reader_abandoned_seek_applies_before_next_read(spawner) {
-        let data: Vec<u8> = (0..40_000u64).map(pattern).collect();
-        let source = BytesSource::new(data.clone()).with_chunk_size(2000);
-        let (engine, handle, stream) = Engine::build(source, params());
-        let _engine = spawner.spawn(engine.run());
-        let mut reader = AsyncReader::new(stream, handle);
-        let mut buf = vec![0; 10];
-        reader.read_exact(&mut buf).await.unwrap();
-        let first_poll = poll!(reader.seek(SeekFrom::Start(30_000)));
-        if first_poll.is_pending() {
-            // Dropped while pending: the next read waits for the seek.
-            reader.read_exact(&mut buf).await.unwrap();
-            assert_eq!(buf, &data[30_000..30_010]);
-        }
-        assert_eq!(reader.position(), if first_poll.is_pending() { 30_010 } else { 30_000 });
+        let (engine, reader, gate, stats) = gated_reader();
+        let engine = spawner.spawn(engine.run());
+        let reader = abandoned_seeks(reader, gate).await;
+        assert_eq!(stats.seeks(), vec![(30_000, OPEN_CONTROL), (5_000, SEEK_CONTROL_BASE + 30_000)]);
+        drop(reader);
+        engine.await;
     }
+}
+
+/// The same with the engine on a thread of its own under `io::block_on`, and the reader on
+/// the test's thread.
+#[test]
+fn async_reader_abandoned_seek_engine_on_its_own_thread() {
+    common::hang_guard("async_reader_abandoned_seek_engine_thread", || {
+        let (engine, reader, gate, stats) = gated_reader();
+        let engine = std::thread::spawn(move || kithara_stream::io::block_on(engine.run()));
+        let reader = futures::executor::block_on(abandoned_seeks(reader, gate));
+        assert_eq!(
+            stats.seeks(),
+            vec![(30_000, OPEN_CONTROL), (5_000, SEEK_CONTROL_BASE + 30_000)]
+        );
+        drop(reader);
+        engine.join().unwrap();
+    });
 }
 
 on_every_executor! {

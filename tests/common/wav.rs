@@ -48,6 +48,10 @@ pub struct Decoded {
     pub format: Box<dyn FormatReader>,
     pub decoder: Box<dyn Decoder>,
     pub track_id: u32,
+    /// The frames the header's data chunk length gives: the file's end.
+    pub frames: u64,
+    /// The frame the next packet must start at.
+    next_ts: u64,
 }
 
 impl Decoded {
@@ -70,23 +74,52 @@ impl Decoded {
             .make(&track.codec_params, &DecoderOptions::default())
             .expect("decoder");
         let track_id = track.id;
+        let frames = track
+            .codec_params
+            .n_frames
+            .expect("the header gives the data chunk's length");
         Self {
             format,
             decoder,
             track_id,
+            frames,
+            next_ts: 0,
         }
     }
 
     /// The next packet's timestamp and samples; `None` at the end of the file.
+    ///
+    /// # Panics
+    ///
+    /// If the packet does not start where the previous one (or the last seek) ended, or if
+    /// the data ends before the data chunk's length in the header. symphonia hides a short
+    /// read: it cuts the last packet short (fewer frames than the packet's duration, which
+    /// comes from the header's length) and reports the end of the chunk and a read past the
+    /// end of the file alike, as `UnexpectedEof`. So every packet must decode to its whole
+    /// duration, and the end is accepted only at the header's frame count.
     pub fn next(&mut self) -> Option<(u64, Vec<i16>)> {
         let packet = match self.format.next_packet() {
             Ok(packet) => packet,
             Err(DecodeError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                assert_eq!(
+                    self.next_ts, self.frames,
+                    "the data ended at frame {} of the header's {}: a short read",
+                    self.next_ts, self.frames
+                );
                 return None;
             }
             Err(e) => panic!("next packet: {e}"),
         };
+        assert_eq!(packet.ts(), self.next_ts, "a packet out of sequence");
         let decoded = self.decoder.decode(&packet).expect("decode");
+        let frames = decoded.frames() as u64;
+        assert_eq!(
+            frames,
+            packet.dur(),
+            "the packet at {} is short: a short read",
+            packet.ts()
+        );
+        self.next_ts = packet.ts() + frames;
         let mut buf = SampleBuffer::<i16>::new(decoded.capacity() as u64, *decoded.spec());
         buf.copy_interleaved_ref(decoded);
         Some((packet.ts(), buf.samples().to_vec()))
@@ -116,6 +149,7 @@ impl Decoded {
             )
             .expect("seek");
         self.decoder.reset();
+        self.next_ts = seeked.actual_ts;
         seeked.actual_ts
     }
 }
