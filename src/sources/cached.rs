@@ -68,33 +68,27 @@ impl StoreParams {
     ///
     /// # Panics
     ///
-    /// If `bytes` is not larger than the forward skip.
+    /// If `bytes` is 0.
     #[must_use]
     #[track_caller]
     pub fn with_look_ahead(mut self, bytes: u64) -> Self {
-        assert!(
-            bytes > self.forward_skip,
-            "look_ahead must be larger than forward_skip"
-        );
+        assert!(bytes > 0, "look_ahead must be greater than zero");
         self.look_ahead = bytes;
         self
     }
 
     /// A seek at most `bytes` past where a fetch has reached waits for that fetch (on the
-    /// same connection) instead of opening a new one.
-    ///
-    /// # Panics
-    ///
-    /// If `bytes` is not smaller than the look-ahead.
+    /// same connection) instead of opening a new one. At most half the look-ahead is used.
     #[must_use]
-    #[track_caller]
     pub fn with_forward_skip(mut self, bytes: u64) -> Self {
-        assert!(
-            bytes < self.look_ahead,
-            "forward_skip must be smaller than look_ahead"
-        );
         self.forward_skip = bytes;
         self
+    }
+
+    /// The forward skip in force: at most half the look-ahead, so that a fetch waited on
+    /// is never paused by the look-ahead.
+    fn skip(&self) -> u64 {
+        self.forward_skip.min(self.look_ahead / 2)
     }
 
     /// At most `fetches` fetches in flight: a seek away from a fetch lets it go on filling
@@ -426,7 +420,7 @@ impl<F: Fetch> InFlight<F> {
             .stash
             .as_ref()
             .is_some_and(|(at, bytes)| (*at..*at + bytes.len() as u64).contains(&pos));
-        let coming = self.pos <= pos && pos <= self.pos.saturating_add(params.forward_skip);
+        let coming = self.pos <= pos && pos <= self.pos.saturating_add(params.skip());
         self.range.end.is_none_or(|end| pos < end) && (in_stash || coming)
     }
 }
@@ -533,7 +527,22 @@ impl<F: Fetch> Shared<F> {
                 }
             }
         }
+        self.drop_overtaken();
         Ok(progressed)
+    }
+
+    /// Drops a fetch that has run into the bytes another one delivered: it would only
+    /// bring them again.
+    fn drop_overtaken(&mut self) {
+        let overtaken = self.fetches.iter().position(|behind| {
+            behind.stash.is_none()
+                && self.fetches.iter().any(|ahead| {
+                    (ahead.range.start..ahead.pos).contains(&behind.pos) && ahead.pos > behind.pos
+                })
+        });
+        if let Some(i) = overtaken {
+            drop(self.fetches.swap_remove(i));
+        }
     }
 
     /// Polls fetch `i` until it waits, storing what it delivers.
@@ -576,8 +585,9 @@ impl<F: Fetch> Shared<F> {
                     Poll::Ready(Some(Err(error))) => return Drained::Failed(error),
                     Poll::Ready(Some(Ok(bytes))) => {
                         delivered = true;
-                        if !deliver(store, fetch, bytes, pos, params) && !fetch.serves(pos, params)
-                        {
+                        // Of no use, and not the way to `pos` either: drop it.
+                        let needed = fetch.serves(pos, params) && store.next_held(pos) != Some(pos);
+                        if !deliver(store, fetch, bytes, pos, params) && !needed {
                             return Drained::Done;
                         }
                     }
@@ -606,7 +616,7 @@ impl<F: Fetch> Shared<F> {
     /// fetch serves it and a fetch may be added without dropping another.
     fn prefetch(&mut self, pos: u64, fetch: &F, params: &StoreParams, total: Option<u64>) {
         let hole = self.store.held_until(pos);
-        let within = hole < pos.saturating_add(params.look_ahead - params.forward_skip);
+        let within = hole < pos.saturating_add(params.look_ahead - params.skip());
         if !within
             || total.is_some_and(|total| hole >= total)
             || self.fetches.len() >= params.max_fetches
@@ -633,7 +643,8 @@ impl<F: Fetch> Shared<F> {
 }
 
 /// Stores `bytes`, which `fetch` delivered at its position; stashes what is at or past
-/// `pos` and did not fit. Whether any of it was of use (stored, or still to pass on).
+/// `pos` and did not fit. Whether any of it was of use (stored, or still to pass on): a
+/// fetch that only brings what is held already, or what cannot be kept, is of no use.
 fn deliver<F: Fetch>(
     store: &mut MemoryStore,
     fetch: &mut InFlight<F>,
@@ -650,14 +661,14 @@ fn deliver<F: Fetch>(
         pos..pos.saturating_add(params.look_ahead),
     );
     let from = at.max(pos);
-    if from >= end {
-        return stored > 0;
+    if from < end {
+        let missing = store.held_until(from);
+        if missing < end {
+            fetch.stash = Some((missing, bytes.slice((missing - at) as usize..)));
+            return true;
+        }
     }
-    let missing = store.held_until(from);
-    if missing < end {
-        fetch.stash = Some((missing, bytes.slice((missing - at) as usize..)));
-    }
-    true
+    stored > 0
 }
 
 impl<F: Fetch> Stream for Served<F> {

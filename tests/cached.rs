@@ -1,0 +1,392 @@
+//! `CachedSource`: seeks into held bytes make no fetch, holes are fetched with an end, fetches
+//! in flight survive seeks, short forward seeks keep the fetch, the budget holds; and a
+//! property test against a `Vec<u8>` reference over random reads, seeks and budgets.
+
+mod common;
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use common::{hang_guard, pattern};
+use futures::Stream;
+use kithara_stream::io::{BlockingReader, block_on};
+use kithara_stream::sources::{ByteRange, CachedSource, Progress, RangeResponse, StoreParams};
+use kithara_stream::{Engine, StreamParams};
+use proptest::prelude::*;
+
+/// An in-memory resource that counts fetches and bytes sent, and logs the ranges asked.
+#[derive(Clone)]
+struct Resource {
+    data: Bytes,
+    piece: usize,
+    fetches: Arc<AtomicUsize>,
+    sent: Arc<AtomicU64>,
+    asked: Arc<Mutex<Vec<ByteRange>>>,
+}
+
+impl Resource {
+    fn new(len: u64, piece: usize) -> Self {
+        Self {
+            data: Bytes::from((0..len).map(pattern).collect::<Vec<u8>>()),
+            piece,
+            fetches: Arc::default(),
+            sent: Arc::default(),
+            asked: Arc::default(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// The fetch: the asked range, delivered in pieces, each after one pending poll.
+    fn fetch(
+        &self,
+    ) -> impl Fn(ByteRange) -> futures::future::Ready<io::Result<RangeResponse<Trickle>>>
+    + Send
+    + Sync
+    + 'static {
+        let this = self.clone();
+        move |range: ByteRange| {
+            this.fetches.fetch_add(1, Ordering::SeqCst);
+            this.asked.lock().unwrap().push(range);
+            let end = range.end.unwrap_or(this.len()).min(this.len());
+            let body = this.data.slice(range.start.min(end) as usize..end as usize);
+            futures::future::ready(Ok(RangeResponse::new(Trickle {
+                body,
+                piece: this.piece,
+                sent: this.sent.clone(),
+                ready: false,
+            })
+            .with_total_len(Some(this.len()))
+            .with_start(Some(range.start))))
+        }
+    }
+}
+
+/// A body that returns `Pending` (and wakes itself) before each piece, as a network would.
+struct Trickle {
+    body: Bytes,
+    piece: usize,
+    sent: Arc<AtomicU64>,
+    ready: bool,
+}
+
+impl Stream for Trickle {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.body.is_empty() {
+            return Poll::Ready(None);
+        }
+        if !self.ready {
+            self.ready = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.ready = false;
+        let n = self.piece.min(self.body.len());
+        let piece = self.body.split_to(n);
+        self.sent.fetch_add(n as u64, Ordering::SeqCst);
+        Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+fn params() -> StreamParams {
+    StreamParams::default()
+        .with_buffer_capacity(16 * 1024)
+        .with_chunk_size(4096)
+}
+
+type Reader = BlockingReader<(), Progress, io::Error>;
+
+fn start(resource: &Resource, store: StoreParams) -> Reader {
+    let source = CachedSource::new(resource.fetch(), store);
+    let (engine, handle, stream) = Engine::build(source, params());
+    std::thread::spawn(move || block_on(engine.run()));
+    BlockingReader::new(stream, handle)
+}
+
+fn read_n(reader: &mut Reader, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    let mut filled = 0;
+    while filled < n {
+        match reader.read(&mut buf[filled..]).unwrap() {
+            0 => break,
+            k => filled += k,
+        }
+    }
+    buf.truncate(filled);
+    buf
+}
+
+fn expected(from: u64, n: usize, len: u64) -> Vec<u8> {
+    (from..(from + n as u64).min(len)).map(pattern).collect()
+}
+
+#[test]
+fn seeks_into_held_bytes_make_no_fetch() {
+    hang_guard("cached_held", || {
+        let resource = Resource::new(300_000, 8_192);
+        let mut reader = start(&resource, StoreParams::with_budget(1 << 20));
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        assert_eq!(all, expected(0, 300_000, 300_000));
+        assert_eq!(resource.fetches(), 1);
+        for pos in [0, 150_000, 299_999, 10, 250_000] {
+            reader.seek(SeekFrom::Start(pos)).unwrap();
+            assert_eq!(read_n(&mut reader, 20_000), expected(pos, 20_000, 300_000));
+        }
+        assert_eq!(resource.fetches(), 1, "every seek was into held bytes");
+        assert_eq!(resource.sent(), 300_000);
+    });
+}
+
+#[test]
+fn a_probe_of_the_tail_then_the_head_fetches_each_byte_once() {
+    hang_guard("cached_probe", || {
+        let len = 1_000_000;
+        let resource = Resource::new(len, 16_384);
+        let mut reader = start(&resource, StoreParams::with_budget(2 << 20));
+        assert_eq!(read_n(&mut reader, 4_000), expected(0, 4_000, len));
+        reader.seek(SeekFrom::End(-10_000)).unwrap();
+        assert_eq!(
+            read_n(&mut reader, 10_000),
+            expected(len - 10_000, 10_000, len)
+        );
+        reader.seek(SeekFrom::Start(4_000)).unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, expected(4_000, (len - 4_000) as usize, len));
+        assert!(
+            resource.sent() <= len * 105 / 100,
+            "sent {} for {len}",
+            resource.sent()
+        );
+        // The head fetch, the tail; at most one more for a hole left between them.
+        assert!(resource.fetches() <= 3, "{} fetches", resource.fetches());
+        for range in resource.asked.lock().unwrap().iter().skip(1) {
+            assert!(range.start > 0, "the head was not fetched again: {range:?}");
+        }
+    });
+}
+
+#[test]
+fn a_hole_is_fetched_up_to_the_next_held_byte() {
+    hang_guard("cached_hole", || {
+        let len = 400_000;
+        let resource = Resource::new(len, 8_192);
+        // One fetch in flight: the seek drops the first one.
+        let store = StoreParams::with_budget(1 << 20)
+            .with_look_ahead(64 << 10)
+            .with_forward_skip(8 << 10)
+            .with_max_fetches(1);
+        let mut reader = start(&resource, store);
+        assert_eq!(read_n(&mut reader, 1_000), expected(0, 1_000, len));
+        reader.seek(SeekFrom::Start(200_000)).unwrap();
+        let mut tail = Vec::new();
+        reader.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, expected(200_000, 200_000, len));
+        // The head is held up to the look-ahead at most: from 100 000 the fetch must end at
+        // 200 000, where the held bytes start.
+        reader.seek(SeekFrom::Start(100_000)).unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, expected(100_000, 300_000, len));
+        let asked = resource.asked.lock().unwrap().clone();
+        assert!(
+            asked
+                .iter()
+                .any(|r| r.start < 200_000 && r.end == Some(200_000)),
+            "a fetch ended at the held bytes: {asked:?}"
+        );
+        assert!(
+            resource.sent() <= len + len / 20,
+            "sent {}",
+            resource.sent()
+        );
+    });
+}
+
+#[test]
+fn a_short_forward_seek_keeps_the_fetch() {
+    hang_guard("cached_forward", || {
+        let len = 2_000_000;
+        let resource = Resource::new(len, 4_096);
+        let mut reader = start(&resource, StoreParams::with_budget(0));
+        assert_eq!(read_n(&mut reader, 1_000), expected(0, 1_000, len));
+        let at = reader.position() + 100_000;
+        reader.seek(SeekFrom::Start(at)).unwrap();
+        assert_eq!(read_n(&mut reader, 1_000), expected(at, 1_000, len));
+        assert_eq!(resource.fetches(), 1, "the seek waited on the same fetch");
+        // A far seek opens a new one.
+        reader.seek(SeekFrom::Start(1_500_000)).unwrap();
+        assert_eq!(read_n(&mut reader, 1_000), expected(1_500_000, 1_000, len));
+        assert_eq!(resource.fetches(), 2);
+    });
+}
+
+#[test]
+fn budget_zero_holds_nothing_and_seeks_back_fetch_again() {
+    hang_guard("cached_zero", || {
+        let len = 200_000;
+        let resource = Resource::new(len, 8_192);
+        let source = CachedSource::new(resource.fetch(), StoreParams::with_budget(0));
+        let watch = source.buffer_watch();
+        let (engine, handle, stream) = Engine::build(source, params());
+        std::thread::spawn(move || block_on(engine.run()));
+        let mut reader = BlockingReader::new(stream, handle);
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        assert_eq!(all, expected(0, len as usize, len));
+        reader.seek(SeekFrom::Start(0)).unwrap();
+        assert_eq!(read_n(&mut reader, 10), expected(0, 10, len));
+        assert_eq!(resource.fetches(), 2);
+        assert!(watch.get().ranges.is_empty());
+    });
+}
+
+#[test]
+fn the_buffer_watch_shows_what_is_held() {
+    hang_guard("cached_watch", || {
+        let len = 500_000;
+        let resource = Resource::new(len, 8_192);
+        let source = CachedSource::new(resource.fetch(), StoreParams::with_budget(1 << 20));
+        let watch = source.buffer_watch();
+        let (engine, handle, stream) = Engine::build(source, params());
+        std::thread::spawn(move || block_on(engine.run()));
+        let mut reader = BlockingReader::new(stream, handle);
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        let level = watch.get();
+        assert_eq!(level.ranges, vec![0..len]);
+        assert_eq!(level.total, Some(len));
+        assert!(level.ready, "the rest of the resource is held: {level:?}");
+        // The progress events came with the bytes, in order.
+        let events: Vec<_> = reader.take_messages();
+        assert!(!events.is_empty());
+    });
+}
+
+#[test]
+fn the_held_bytes_never_exceed_the_budget() {
+    hang_guard("cached_budget", || {
+        let len = 1_000_000;
+        let resource = Resource::new(len, 8_192);
+        let budget = 100_000;
+        let source = CachedSource::new(resource.fetch(), StoreParams::with_budget(budget));
+        let watch = source.buffer_watch();
+        let (engine, handle, stream) = Engine::build(source, params());
+        std::thread::spawn(move || block_on(engine.run()));
+        let mut reader = BlockingReader::new(stream, handle);
+        let mut pos = 0;
+        while pos < len {
+            let got = read_n(&mut reader, 50_000);
+            assert_eq!(got, expected(pos, 50_000, len));
+            pos += got.len() as u64;
+            let held: u64 = watch.get().ranges.iter().map(|r| r.end - r.start).sum();
+            assert!(held <= budget, "{held} held");
+        }
+    });
+}
+
+/// A consumer's step in the property test.
+#[derive(Debug, Clone)]
+enum Step {
+    Read(usize),
+    Seek(u64),
+    SeekBack(u64),
+    SeekForward(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (1usize..60_000).prop_map(Step::Read),
+        1 => (0u64..220_000).prop_map(Step::Seek),
+        1 => (0u64..50_000).prop_map(Step::SeekBack),
+        1 => (0u64..300_000).prop_map(Step::SeekForward),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64)
+    ))]
+
+    /// Every byte read equals the reference's byte at the reader's position, whatever the
+    /// budget, look-ahead, skip, fetches in flight and pieces.
+    #[test]
+    fn model_cached_source_matches_the_bytes(
+        len in 1u64..200_000,
+        piece in 1usize..20_000,
+        budget in prop_oneof![Just(0u64), 1u64..100_000, Just(1u64 << 20)],
+        look_ahead in 2u64..300_000,
+        fetches in 1usize..4,
+        keep_ends in 0u64..20_000,
+        steps in proptest::collection::vec(step(), 1..25),
+    ) {
+        let resource = Resource::new(len, piece);
+        let skip = look_ahead / 2;
+        let store = StoreParams::with_budget(budget)
+            .with_look_ahead(look_ahead)
+            .with_forward_skip(skip)
+            .with_max_fetches(fetches)
+            .with_keep_ends(keep_ends);
+        let result = hang_guard("cached_model", move || {
+            let mut reader = start(&resource, store);
+            let resource = resource.clone();
+            for step in steps {
+                let pos = reader.position();
+                match step {
+                    Step::Read(n) => {
+                        let got = read_n(&mut reader, n);
+                        let want = expected(pos, n, len);
+                        if got != want {
+                            return Err(format!("read {n} at {pos}: got {} bytes, want {}", got.len(), want.len()));
+                        }
+                    }
+                    Step::Seek(to) | Step::SeekBack(to) | Step::SeekForward(to) => {
+                        let to = match step {
+                            Step::SeekBack(_) => pos.saturating_sub(to),
+                            Step::SeekForward(_) => pos + to,
+                            _ => to,
+                        };
+                        if reader.seek(SeekFrom::Start(to)).unwrap() != to {
+                            return Err(format!("seek to {to}"));
+                        }
+                    }
+                }
+            }
+            let pos = reader.position();
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            if rest != expected(pos, len.saturating_sub(pos) as usize, len) {
+                return Err(format!("rest from {pos}"));
+            }
+            // Nothing is evicted: no byte is fetched twice, but for the piece a fetch in
+            // flight brings before it finds the bytes held.
+            let bound = len + resource.fetches() as u64 * piece as u64;
+            if budget >= len && resource.sent() > bound {
+                return Err(format!(
+                    "sent {} > {bound}, fetches {:?}",
+                    resource.sent(),
+                    resource.asked.lock().unwrap()
+                ));
+            }
+            Ok(())
+        });
+        prop_assert_eq!(result, Ok(()));
+    }
+}
