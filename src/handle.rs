@@ -7,10 +7,8 @@
 //! newer seek, or shutdown) owns its reply. The engine keeps the reply of the seek it is
 //! preparing in a second slot, so that shutdown (also from a panic guard) answers it.
 //!
-//! Replies wake their future directly, outside any lock: a waker that re-enters the handle
-//! from `wake()` (issuing another seek, say) cannot deadlock. (An `event_listener::Event`
-//! was used first; it wakes listeners while holding its list lock, which deadlocked exactly
-//! that case: see `tests/adversarial.rs`.)
+//! Replies wake their future directly, outside any lock, so that a waker that re-enters the
+//! handle from `wake()` (issuing another seek, say) cannot deadlock.
 
 use alloc::boxed::Box;
 use core::fmt;
