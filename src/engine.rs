@@ -1,6 +1,7 @@
 //! The [`Engine`]: drives a source's writer task into the ring and applies seeks.
 
 use alloc::boxed::Box;
+use core::convert::Infallible;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -22,7 +23,11 @@ use crate::sync::Arc;
 /// Yields `Result<StreamMsg<C, Ev>, StreamError<E>>`; `Unpin`. **Not fused**: after `None`
 /// (end of data or a source error) a seek starts it again; until then it yields `None`
 /// again. Dropping it stops the engine.
-pub type EngineStream<C, Ev, E> = Reader<C, Ev, E>;
+///
+/// `C`, `Ev` and `E` are the source's `Control`, `Event` and `Error` types; they default to
+/// `()`, `()` and `Infallible`, so `EngineStream` alone is the stream of a source of bytes
+/// that cannot fail (a [`BytesSource`](crate::BytesSource)).
+pub type EngineStream<C = (), Ev = (), E = Infallible> = Reader<C, Ev, E>;
 
 /// Items the run future moves per poll before it yields to the executor, so that an
 /// always-ready source cannot starve other tasks.

@@ -11,6 +11,7 @@
 //! handle from `wake()` (issuing another seek, say) cannot deadlock.
 
 use alloc::boxed::Box;
+use core::convert::Infallible;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -152,7 +153,9 @@ impl<E> fmt::Debug for EngineShared<E> {
 ///
 /// Handles are optional: with all of them dropped the engine keeps streaming to the end,
 /// then completes (a handle keeps a finished engine alive, waiting for a seek).
-pub struct EngineHandle<E> {
+///
+/// `E` is the source's error type (a failed seek returns it); it defaults to `Infallible`.
+pub struct EngineHandle<E = Infallible> {
     shared: Arc<EngineShared<E>>,
 }
 
@@ -236,14 +239,14 @@ impl<E> fmt::Debug for EngineHandle<E> {
 }
 
 /// The future of [`EngineHandle::seek_bytes`]. `Unpin`; see there for errors and cancel
-/// safety.
+/// safety. `E` is the handle's, defaulting to `Infallible`.
 ///
 /// # Panics
 ///
 /// If polled again after it returned `Ready` (it implements `FusedFuture`, so `select!`
 /// skips it).
 #[must_use = "a seek is issued only when its future is polled"]
-pub struct SeekFuture<E> {
+pub struct SeekFuture<E = Infallible> {
     handle: EngineHandle<E>,
     state: SeekState<E>,
 }

@@ -40,6 +40,11 @@
 //! assert_eq!(received, &data[50_000..]);
 //! ```
 //!
+//! Without an engine, [`pipe`] gives the ring on its own. The type parameters of
+//! [`Writer`], [`Reader`], [`StreamMsg`] and the adapters default to a stream of bytes only
+//! (`C = ()`, `Ev = ()`, `E = Infallible`), so `let (writer, reader): (Writer, Reader) =
+//! pipe(params);` is a byte pipe.
+//!
 //! # Guarantees
 //!
 //! The crate's promises are written down as numbered rules in [the contract](contract)

@@ -1,5 +1,6 @@
 //! The reading end of a ring: a `Stream` of messages.
 
+use core::convert::Infallible;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
@@ -27,9 +28,12 @@ use crate::ring::{Consumer, Item};
 /// `FusedStream`.
 ///
 /// Dropping the reader makes the writer's sends fail and stops an engine.
+///
+/// The type parameters are the writer's (see [`Writer`](crate::Writer)) and default the same
+/// way: a plain `Reader` yields bytes only and no source error.
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
-pub struct Reader<C, Ev, E> {
+pub struct Reader<C = (), Ev = (), E = Infallible> {
     ring: Consumer<C, Ev, E>,
     chunk_size: usize,
     /// The epoch being read; entries of other (older) epochs are stale.

@@ -1,5 +1,6 @@
 //! [`BlockingReader`]: `std::io::Read + BufRead + Seek` for a decoder thread.
 
+use core::convert::Infallible;
 use core::pin::Pin;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
@@ -26,7 +27,8 @@ use crate::reader::Reader;
 /// [`on_message`](Self::on_message)'s callback or a side queue; stream errors become
 /// `io::Error`s carrying the [`StreamError`](crate::StreamError); `SeekFrom::End` works when
 /// the source reports its length; a [`SeekSwitch`] turns seeking off for a format probe.
-/// With the `symphonia` feature it implements symphonia's `MediaSource`.
+/// With the `symphonia` feature it implements symphonia's `MediaSource`. The type parameters
+/// are the stream's and default the same way (`C = ()`, `Ev = ()`, `E = Infallible`).
 ///
 /// ```
 /// use kithara_stream::io::{BlockingReader, block_on};
@@ -48,7 +50,7 @@ use crate::reader::Reader;
 /// ```
 #[derive(Debug)]
 #[must_use = "readers do nothing unless read"]
-pub struct BlockingReader<C, Ev, E> {
+pub struct BlockingReader<C = (), Ev = (), E = Infallible> {
     inner: AsyncReader<C, Ev, E>,
 }
 

@@ -34,8 +34,11 @@ pub use park::block_on;
 use crate::error::StreamError;
 
 /// A `Control` or `Event` message that a byte adapter passed over, in stream order.
+///
+/// `C` and `Ev` are the stream's control and event types, defaulting to `()` like
+/// [`StreamMsg`](crate::StreamMsg)'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SideMsg<C, Ev> {
+pub enum SideMsg<C = (), Ev = ()> {
     /// A new control state of the source.
     Control(C),
     /// An event of the source (for example download progress).
@@ -81,8 +84,7 @@ impl<C, Ev> fmt::Debug for Sink<C, Ev> {
 ///
 /// ```no_run
 /// # fn probe(_: Box<dyn std::io::Read>) {}
-/// # let (stream, handle): (kithara_stream::EngineStream<(), (), std::convert::Infallible>,
-/// #     kithara_stream::EngineHandle<std::convert::Infallible>) = todo!();
+/// # let (stream, handle): (kithara_stream::EngineStream, kithara_stream::EngineHandle) = todo!();
 /// use kithara_stream::io::BlockingReader;
 ///
 /// let reader = BlockingReader::new(stream, handle);
