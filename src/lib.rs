@@ -67,7 +67,8 @@
 //!
 //! - `std` (default): `futures-io` [`AsyncWrite`](futures_util::io::AsyncWrite) for
 //!   [`Writer`], `std::error::Error` for the error types, the byte adapters of [`io`]
-//!   ([`io::AsyncReader`], [`io::BlockingReader`]) and the ready-made [`sources`]. Without it
+//!   ([`io::AsyncReader`], [`io::BlockingReader`]), a plain-thread executor
+//!   ([`exec::block_on`]) and the ready-made [`sources`]. Without it
 //!   the crate is `#![no_std]` + `alloc` (it builds for `thumbv7em-none-eabihf`).
 //! - `symphonia`: symphonia's `MediaSource` for [`io::BlockingReader`].
 #![no_std]
@@ -82,6 +83,9 @@ mod bytes_source;
 pub mod contract {}
 mod engine;
 mod error;
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod exec;
 mod handle;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

@@ -7,8 +7,8 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use alloc::vec::Vec;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncSeek};
 
-use super::park::poll_blocking;
 use super::{AsyncReader, SeekSwitch, SideMsg};
+use crate::exec::poll_blocking;
 use crate::handle::EngineHandle;
 use crate::reader::Reader;
 
@@ -17,7 +17,7 @@ use crate::reader::Reader;
 ///
 /// It needs no runtime: while it waits for bytes or for a seek it parks its thread, and the
 /// engine's wakeups unpark it. The engine runs elsewhere (spawned on any executor, or on a
-/// plain thread with [`block_on`](super::block_on)).
+/// plain thread with [`exec::block_on`](crate::exec::block_on)).
 ///
 /// **Not for use inside an async task**: a read blocks the thread it runs on, which would
 /// stall that executor (and deadlock a single-threaded one if the engine runs there too).
@@ -31,7 +31,8 @@ use crate::reader::Reader;
 /// are the stream's and default the same way (`C = ()`, `Ev = ()`, `E = Infallible`).
 ///
 /// ```
-/// use kithara_stream::io::{BlockingReader, block_on};
+/// use kithara_stream::exec::block_on;
+/// use kithara_stream::io::BlockingReader;
 /// use kithara_stream::{BytesSource, Engine, StreamParams};
 /// use std::io::{Read, Seek, SeekFrom};
 ///

@@ -17,7 +17,6 @@
 
 mod async_reader;
 mod blocking;
-mod park;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -29,7 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use async_reader::AsyncReader;
 pub use blocking::BlockingReader;
-pub use park::block_on;
 
 use crate::error::StreamError;
 
