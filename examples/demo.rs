@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::stream;
-use kithara_stream::io::{BlockingReader, SideMsg, block_on};
+use kithara_stream::exec::block_on;
+use kithara_stream::io::{BlockingReader, SideMsg};
 use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
 use kithara_stream::{Engine, StreamParams};
 use symphonia::core::audio::SampleBuffer;

@@ -1,6 +1,7 @@
 //! The [`Engine`]: drives a source's writer task into the ring and applies seeks.
 
 use alloc::boxed::Box;
+use core::convert::Infallible;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -22,7 +23,11 @@ use crate::sync::Arc;
 /// Yields `Result<StreamMsg<C, Ev>, StreamError<E>>`; `Unpin`. **Not fused**: after `None`
 /// (end of data or a source error) a seek starts it again; until then it yields `None`
 /// again. Dropping it stops the engine.
-pub type EngineStream<C, Ev, E> = Reader<C, Ev, E>;
+///
+/// `C`, `Ev` and `E` are the source's `Control`, `Event` and `Error` types; they default to
+/// `()`, `()` and `Infallible`, so `EngineStream` alone is the stream of a source of bytes
+/// that cannot fail (a [`BytesSource`](crate::BytesSource)).
+pub type EngineStream<C = (), Ev = (), E = Infallible> = Reader<C, Ev, E>;
 
 /// Items the run future moves per poll before it yields to the executor, so that an
 /// always-ready source cannot starve other tasks.
@@ -92,8 +97,6 @@ impl<S: EngineSource> Engine<S> {
             params,
             ring: producer,
             state: State::Start,
-            control: None,
-            seek: None,
         };
         let engine = Engine {
             run: Run { shared, core },
@@ -170,7 +173,7 @@ impl<S: EngineSource> fmt::Debug for Run<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
             .field("state", &self.core.state.name())
-            .field("seeking", &self.core.seek.is_some())
+            .field("seeking", &self.core.state.is_seeking())
             .field("buffered", &self.core.ring.used())
             .field("shared", &self.shared)
             .finish()
@@ -190,26 +193,54 @@ impl<E> Drop for PanicGuard<'_, E> {
 struct Core<S: EngineSource> {
     source: S,
     params: StreamParams,
-    ring: Producer<S::Control, S::Event, S::Error>,
+    ring: Ring<S>,
     state: State<S>,
-    /// The current control state (S3a); `None` until `open` succeeded.
-    control: Option<S::Control>,
-    /// The source's future of the seek being prepared, while the old writer task keeps
-    /// going. Its reply waits in `EngineShared`, where shutdown can answer it.
-    seek: Option<SourceFuture<S>>,
 }
 
+type Ring<S> =
+    Producer<<S as EngineSource>::Control, <S as EngineSource>::Event, <S as EngineSource>::Error>;
+
+/// Where the run stands.
 enum State<S: EngineSource> {
     /// `run()` was not polled yet; `open` was not called.
     Start,
     /// Waiting for `open`. Seek requests wait in the slot.
     Opening(SourceFuture<S>),
+    /// `open` succeeded: streaming (or waiting after the writer task's end), and seeking.
+    Open(Open<S>),
+    /// `run()` completed: the writer task and the source's futures are dropped.
+    Done,
+}
+
+/// An opened engine. A seek is prepared while the writer task keeps going (S3), so the two
+/// move on independently. Fields drop in order: the seek's future before the writer task.
+struct Open<S: EngineSource> {
+    /// The source's future of the seek being prepared. Its reply waits in `EngineShared`,
+    /// where shutdown can answer it.
+    seek: Option<SourceFuture<S>>,
+    feed: Feed<S>,
+    /// The current control state (S3a).
+    control: S::Control,
+}
+
+/// The writer task's part of an opened engine.
+enum Feed<S: EngineSource> {
     /// Polling the writer task while the ring has room.
     Streaming(Task<S>),
     /// The writer task ended (its end or error is queued); waiting for a seek, or for the
     /// last handle to go.
     Ended,
-    /// `run()` completed: the writer task and the source's futures are dropped.
+}
+
+/// What one step of the run did.
+enum Step {
+    /// Moved the stream on (took an item, resolved a seek): counts toward [`STEPS_PER_POLL`].
+    Progress,
+    /// Moved to the next phase (called `open`, or `open` succeeded): go on at once.
+    Next,
+    /// Nothing to do until a waker fires.
+    Idle,
+    /// The run is complete.
     Done,
 }
 
@@ -218,15 +249,25 @@ impl<S: EngineSource> State<S> {
         match self {
             State::Start => "start",
             State::Opening(_) => "opening",
-            State::Streaming(_) => "streaming",
-            State::Ended => "ended",
+            State::Open(Open {
+                feed: Feed::Streaming(_),
+                ..
+            }) => "streaming",
+            State::Open(Open {
+                feed: Feed::Ended, ..
+            }) => "ended",
             State::Done => "done",
         }
+    }
+
+    fn is_seeking(&self) -> bool {
+        matches!(self, State::Open(Open { seek: Some(_), .. }))
     }
 }
 
 impl<S: EngineSource> Core<S> {
-    /// One poll of the run future; `Ready` means it completed.
+    /// One poll of the run future: steps until there is nothing to do, the run completes, or
+    /// it took [`STEPS_PER_POLL`] steps. `Ready` means it completed.
     fn poll_run(&mut self, cx: &mut Context<'_>, shared: &EngineShared<S::Error>) -> Poll<()> {
         // Register first: every check below is then a re-check (E5).
         shared.register(cx.waker());
@@ -236,99 +277,16 @@ impl<S: EngineSource> Core<S> {
             if self.ring.is_reader_closed() {
                 return Poll::Ready(()); // E1
             }
-            match &mut self.state {
-                State::Start => {
-                    self.state = State::Opening(Box::pin(self.source.open(self.params)));
-                    continue;
-                }
-                State::Opening(open) => match open.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok((task, control))) => {
-                        shared.set_len(self.source.byte_len());
-                        self.control = Some(control);
-                        self.state = State::Streaming(task);
-                        continue;
-                    }
-                    Poll::Ready(Err(error)) => {
-                        self.ring.push_deferred(Item::Error(error)); // D4
-                        return Poll::Ready(());
-                    }
-                },
-                State::Streaming(_) | State::Ended | State::Done => {}
+            let step = match &mut self.state {
+                State::Open(open) => open.turn(&self.source, &mut self.ring, shared, cx),
+                _ => self.open_step(cx, shared),
+            };
+            match step {
+                Step::Next => continue,
+                Step::Progress => steps += 1,
+                Step::Idle => return Poll::Pending,
+                Step::Done => return Poll::Ready(()),
             }
-
-            let mut progress = false;
-            if let Some(request) = shared.take_request() {
-                self.start_seek(request, shared);
-                // A stream dropped before the request was made must fail it (S6): taking
-                // the request synchronised with its `put`, so the drop is visible now.
-                if self.ring.is_reader_closed() {
-                    return Poll::Ready(()); // `finish` answers `ChannelClosed`
-                }
-            }
-            if let Some(seek) = &mut self.seek {
-                if let Poll::Ready(result) = seek.as_mut().poll(cx) {
-                    self.seek = None;
-                    let reply = shared
-                        .end_seek()
-                        .expect("the seek in preparation has a reply");
-                    if let Ok((task, control)) = result {
-                        // S1: drop the old task, make what it produced stale, go on from `pos`.
-                        shared.set_len(self.source.byte_len());
-                        self.state = State::Streaming(task);
-                        self.control = Some(control);
-                        self.ring.advance_epoch();
-                        reply.resolve(Ok(()));
-                    } else {
-                        reply.resolve(result.map(drop)); // S3: nothing changes
-                    }
-                    progress = true;
-                }
-            }
-
-            match &mut self.state {
-                // E3: the writer task is polled only while the ring has room.
-                State::Streaming(task) if self.ring.has_room() => {
-                    let step = Pin::new(task).poll_next(cx);
-                    progress |= step.is_ready();
-                    match step {
-                        Poll::Ready(Some(Ok(msg))) => {
-                            if let StreamMsg::Control(control) = &msg {
-                                self.control = Some(control.clone()); // S3a
-                            }
-                            if !matches!(&msg, StreamMsg::Data(bytes) if bytes.is_empty()) {
-                                self.ring.push_deferred(Item::Msg(msg)); // B2: empty data skipped
-                            }
-                        }
-                        Poll::Ready(Some(Err(error))) => {
-                            shared.set_len(self.source.byte_len());
-                            self.ring
-                                .push_deferred(Item::Error(StreamError::Source(error)));
-                            self.state = State::Ended;
-                        }
-                        Poll::Ready(None) => {
-                            shared.set_len(self.source.byte_len());
-                            self.ring.push_deferred(Item::End);
-                            self.state = State::Ended;
-                        }
-                        Poll::Pending => {}
-                    }
-                }
-                // E2: done once nobody can seek any more. The request slot is looked at
-                // after the handle count, since a handle puts its request before it goes.
-                State::Ended if self.seek.is_none() && shared.handles() == 0 => {
-                    if !shared.has_request() {
-                        return Poll::Ready(());
-                    }
-                    progress = true;
-                }
-                _ => {}
-            }
-
-            if !progress {
-                return Poll::Pending;
-            }
-            steps += 1;
             if steps == STEPS_PER_POLL {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -336,17 +294,32 @@ impl<S: EngineSource> Core<S> {
         }
     }
 
-    /// Starts preparing the seek `request`, cancelling one in progress (S4).
-    fn start_seek(&mut self, request: SeekRequest<S::Error>, shared: &EngineShared<S::Error>) {
-        // The reply goes where shutdown finds it before the source's code runs, so that
-        // even a panic in `seek_bytes` answers it (B4).
-        shared.begin_seek(request.reply);
-        self.seek = None;
-        let control = self
-            .control
-            .clone()
-            .expect("a seek is started only after `open` succeeded");
-        self.seek = Some(Box::pin(self.source.seek_bytes(request.pos, control)));
+    /// Calls `open` on the first poll, then polls its future until the engine is open.
+    fn open_step(&mut self, cx: &mut Context<'_>, shared: &EngineShared<S::Error>) -> Step {
+        let opening = match &mut self.state {
+            State::Opening(opening) => opening,
+            State::Start => {
+                self.state = State::Opening(Box::pin(self.source.open(self.params)));
+                return Step::Next;
+            }
+            State::Open(_) | State::Done => unreachable!("`open` is called once"),
+        };
+        match opening.as_mut().poll(cx) {
+            Poll::Pending => Step::Idle,
+            Poll::Ready(Ok((task, control))) => {
+                shared.set_len(self.source.byte_len());
+                self.state = State::Open(Open {
+                    seek: None,
+                    feed: Feed::Streaming(task),
+                    control,
+                });
+                Step::Next
+            }
+            Poll::Ready(Err(error)) => {
+                self.ring.push_deferred(Item::Error(error)); // D4
+                Step::Done
+            }
+        }
     }
 
     /// Completes the engine: drops the writer task and the source's futures, answers a
@@ -355,8 +328,139 @@ impl<S: EngineSource> Core<S> {
         // Shut down before dropping anything of the user's: a `Drop` that panics must not
         // leave seeks waiting for an answer (B4).
         shared.shutdown();
-        let seek = self.seek.take();
-        let state = core::mem::replace(&mut self.state, State::Done);
-        drop((seek, state));
+        drop(core::mem::replace(&mut self.state, State::Done));
+    }
+}
+
+impl<S: EngineSource> Open<S> {
+    /// One turn of an opened engine: the seek step, then the pump step.
+    fn turn(
+        &mut self,
+        source: &S,
+        ring: &mut Ring<S>,
+        shared: &EngineShared<S::Error>,
+        cx: &mut Context<'_>,
+    ) -> Step {
+        let seek = self.seek_step(source, ring, shared, cx);
+        if let Step::Done = seek {
+            return Step::Done;
+        }
+        match self.pump(source, ring, shared, cx) {
+            Step::Idle => seek,
+            pump => pump,
+        }
+    }
+
+    /// Starts a newly requested seek, and applies the one being prepared once the source's
+    /// future resolved.
+    fn seek_step(
+        &mut self,
+        source: &S,
+        ring: &mut Ring<S>,
+        shared: &EngineShared<S::Error>,
+        cx: &mut Context<'_>,
+    ) -> Step {
+        if let Some(request) = shared.take_request() {
+            self.start_seek(source, request, shared);
+            // A stream dropped before the request was made must fail it (S6): taking the
+            // request synchronised with its `put`, so the drop is visible now.
+            if ring.is_reader_closed() {
+                return Step::Done; // `finish` answers `ChannelClosed`
+            }
+        }
+        let Some(seek) = &mut self.seek else {
+            return Step::Idle;
+        };
+        let Poll::Ready(result) = seek.as_mut().poll(cx) else {
+            return Step::Idle;
+        };
+        self.seek = None;
+        let reply = shared
+            .end_seek()
+            .expect("the seek in preparation has a reply");
+        match result {
+            Ok((task, control)) => {
+                // S1: drop the old task, make what it produced stale, go on from `pos`.
+                shared.set_len(source.byte_len());
+                self.feed = Feed::Streaming(task);
+                self.control = control;
+                ring.advance_epoch();
+                reply.resolve(Ok(()));
+            }
+            Err(error) => reply.resolve(Err(error)), // S3: nothing changes
+        }
+        Step::Progress
+    }
+
+    /// Starts preparing the seek `request`, cancelling one in progress (S4).
+    fn start_seek(
+        &mut self,
+        source: &S,
+        request: SeekRequest<S::Error>,
+        shared: &EngineShared<S::Error>,
+    ) {
+        // The reply goes where shutdown finds it before the source's code runs, so that
+        // even a panic in `seek_bytes` answers it (B4).
+        shared.begin_seek(request.reply);
+        self.seek = None;
+        self.seek = Some(Box::pin(
+            source.seek_bytes(request.pos, self.control.clone()),
+        ));
+    }
+
+    /// Takes one item from the writer task while the ring has room (E3); once the task has
+    /// ended, completes the run when nobody can seek any more (E2).
+    fn pump(
+        &mut self,
+        source: &S,
+        ring: &mut Ring<S>,
+        shared: &EngineShared<S::Error>,
+        cx: &mut Context<'_>,
+    ) -> Step {
+        match &mut self.feed {
+            Feed::Streaming(task) if ring.has_room() => {
+                let Poll::Ready(item) = Pin::new(task).poll_next(cx) else {
+                    return Step::Idle;
+                };
+                self.queue(item, source, ring, shared);
+                Step::Progress
+            }
+            // The request slot is looked at after the handle count, since a handle puts its
+            // request before it goes.
+            Feed::Ended if self.seek.is_none() && shared.handles() == 0 => {
+                if shared.has_request() {
+                    Step::Progress
+                } else {
+                    Step::Done
+                }
+            }
+            _ => Step::Idle,
+        }
+    }
+
+    /// Queues what the writer task produced; after its end or error, the feed has ended.
+    fn queue(
+        &mut self,
+        item: Option<<Task<S> as Stream>::Item>,
+        source: &S,
+        ring: &mut Ring<S>,
+        shared: &EngineShared<S::Error>,
+    ) {
+        let last = match item {
+            Some(Ok(msg)) => {
+                if let StreamMsg::Control(control) = &msg {
+                    self.control = control.clone(); // S3a
+                }
+                if !matches!(&msg, StreamMsg::Data(bytes) if bytes.is_empty()) {
+                    ring.push_deferred(Item::Msg(msg)); // B2: empty data skipped
+                }
+                return;
+            }
+            Some(Err(error)) => Item::Error(StreamError::Source(error)),
+            None => Item::End,
+        };
+        shared.set_len(source.byte_len());
+        ring.push_deferred(last);
+        self.feed = Feed::Ended;
     }
 }

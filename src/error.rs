@@ -1,11 +1,14 @@
 //! The crate's error type.
 
+use core::convert::Infallible;
+
 /// Why a stream, a send or a seek did not give what was asked.
 ///
-/// `E` is the source's own error type.
+/// `E` is the source's own error type; it defaults to `Infallible`, for sources that cannot
+/// fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum StreamError<E> {
+pub enum StreamError<E = Infallible> {
     /// The source failed with `E` (the writer task, `open` or `seek_bytes`).
     #[error("source error")]
     Source(#[source] E),

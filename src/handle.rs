@@ -7,12 +7,11 @@
 //! newer seek, or shutdown) owns its reply. The engine keeps the reply of the seek it is
 //! preparing in a second slot, so that shutdown (also from a panic guard) answers it.
 //!
-//! Replies wake their future directly, outside any lock: a waker that re-enters the handle
-//! from `wake()` (issuing another seek, say) cannot deadlock. (An `event_listener::Event`
-//! was used first; it wakes listeners while holding its list lock, which deadlocked exactly
-//! that case: see `tests/adversarial.rs`.)
+//! Replies wake their future directly, outside any lock, so that a waker that re-enters the
+//! handle from `wake()` (issuing another seek, say) cannot deadlock.
 
 use alloc::boxed::Box;
+use core::convert::Infallible;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -154,7 +153,9 @@ impl<E> fmt::Debug for EngineShared<E> {
 ///
 /// Handles are optional: with all of them dropped the engine keeps streaming to the end,
 /// then completes (a handle keeps a finished engine alive, waiting for a seek).
-pub struct EngineHandle<E> {
+///
+/// `E` is the source's error type (a failed seek returns it); it defaults to `Infallible`.
+pub struct EngineHandle<E = Infallible> {
     shared: Arc<EngineShared<E>>,
 }
 
@@ -238,14 +239,14 @@ impl<E> fmt::Debug for EngineHandle<E> {
 }
 
 /// The future of [`EngineHandle::seek_bytes`]. `Unpin`; see there for errors and cancel
-/// safety.
+/// safety. `E` is the handle's, defaulting to `Infallible`.
 ///
 /// # Panics
 ///
 /// If polled again after it returned `Ready` (it implements `FusedFuture`, so `select!`
 /// skips it).
 #[must_use = "a seek is issued only when its future is polled"]
-pub struct SeekFuture<E> {
+pub struct SeekFuture<E = Infallible> {
     handle: EngineHandle<E>,
     state: SeekState<E>,
 }

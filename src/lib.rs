@@ -40,24 +40,35 @@
 //! assert_eq!(received, &data[50_000..]);
 //! ```
 //!
+//! Without an engine, [`pipe`] gives the ring on its own. The type parameters of
+//! [`Writer`], [`Reader`], [`StreamMsg`] and the adapters default to a stream of bytes only
+//! (`C = ()`, `Ev = ()`, `E = Infallible`), so `let (writer, reader): (Writer, Reader) =
+//! pipe(params);` is a byte pipe.
+//!
 //! # Guarantees
 //!
-//! The rules in the crate's contract (order and integrity, bounded memory, wakeups, seek
-//! semantics) are documented on the items they concern; in short:
+//! The crate's promises are written down as numbered rules in [the contract](contract)
+//! (also `docs/contract.md` in the repository); the items they concern document them too.
+//! In short:
 //!
 //! - the stream yields exactly what the source produced, in order, with `Data` items never
-//!   empty and never longer than [`StreamParams::chunk_size`];
+//!   empty and never longer than [`StreamParams::chunk_size`]
+//!   ([D1](contract#d1--order-and-integrity), [B2](contract#b2--empty-chunks));
 //! - the bytes held between writer and reader never exceed
-//!   [`StreamParams::buffer_capacity`] plus one produced chunk (each queued message counts
-//!   [`MESSAGE_COST`] bytes);
-//! - a successful seek is applied before it resolves: no stale byte follows it;
-//! - dropping any side stops or wakes the other: nothing hangs.
+//!   [`StreamParams::buffer_capacity`] plus one produced chunk, each queued message counting
+//!   [`MESSAGE_COST`] bytes ([E3](contract#e3--backpressure), [W2](contract#w2--send-backpressure));
+//! - a successful seek is applied before it resolves: no stale byte follows it
+//!   ([S1](contract#s1--applied-not-sent));
+//! - dropping any side stops or wakes the other: nothing hangs
+//!   ([E1](contract#e1--stop-on-drop), [D5](contract#d5--engine-gone),
+//!   [W1](contract#w1--pipe-without-an-engine)).
 //!
 //! # Features
 //!
 //! - `std` (default): `futures-io` [`AsyncWrite`](futures_util::io::AsyncWrite) for
 //!   [`Writer`], `std::error::Error` for the error types, the byte adapters of [`io`]
-//!   ([`io::AsyncReader`], [`io::BlockingReader`]) and the ready-made [`sources`]. Without it
+//!   ([`io::AsyncReader`], [`io::BlockingReader`]), a plain-thread executor
+//!   ([`exec::block_on`]) and the ready-made [`sources`]. Without it
 //!   the crate is `#![no_std]` + `alloc` (it builds for `thumbv7em-none-eabihf`).
 //! - `symphonia`: symphonia's `MediaSource` for [`io::BlockingReader`].
 #![no_std]
@@ -68,8 +79,13 @@ extern crate alloc;
 extern crate std;
 
 mod bytes_source;
+#[doc = include_str!("../docs/contract.md")]
+pub mod contract {}
 mod engine;
 mod error;
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod exec;
 mod handle;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

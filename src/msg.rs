@@ -7,8 +7,10 @@ use bytes::Bytes;
 /// `C` is the source's control state (for example the current variant of an HLS playlist),
 /// `Ev` its events (for example download progress). Both travel in order with the bytes:
 /// a `Control` or `Event` is yielded after exactly the bytes that were produced before it.
+/// Both default to `()`: a plain `StreamMsg` carries bytes, and its `Control` and `Event`
+/// carry nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamMsg<C, Ev> {
+pub enum StreamMsg<C = (), Ev = ()> {
     /// Bytes of the stream; never empty when yielded, at most `chunk_size` long.
     Data(Bytes),
     /// A new control state. The engine also keeps the latest one and hands it to

@@ -1,7 +1,8 @@
 //! The reading end of a ring: a `Stream` of messages.
 
+use core::convert::Infallible;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -27,19 +28,31 @@ use crate::ring::{Consumer, Item};
 /// `FusedStream`.
 ///
 /// Dropping the reader makes the writer's sends fail and stops an engine.
+///
+/// The type parameters are the writer's (see [`Writer`](crate::Writer)) and default the same
+/// way: a plain `Reader` yields bytes only and no source error.
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
-pub struct Reader<C, Ev, E> {
+pub struct Reader<C = (), Ev = (), E = Infallible> {
     ring: Consumer<C, Ev, E>,
     chunk_size: usize,
     /// The epoch being read; entries of other (older) epochs are stale.
     epoch: usize,
-    /// The rest of a `Data` item longer than `chunk_size`; still counted as held.
-    remainder: Bytes,
-    /// An `End` or `Error` of the current epoch was yielded.
-    ended: bool,
-    /// `ChannelClosed` was yielded.
-    closed_reported: bool,
+    state: State,
+}
+
+/// Where the reader stands in its stream.
+#[derive(Debug)]
+enum State {
+    /// Yielding the current epoch's items. `rest` is the unread part of a `Data` item longer
+    /// than `chunk_size` (empty if there is none); it still counts as held.
+    Reading { rest: Bytes },
+    /// The current epoch's `End` or `Error` was yielded: `None` until a seek starts a new
+    /// epoch.
+    Ended,
+    /// `ChannelClosed` was yielded: the writer is gone and nothing more can come, so `None`
+    /// from now on.
+    Closed,
 }
 
 impl<C, Ev, E> Reader<C, Ev, E> {
@@ -48,9 +61,7 @@ impl<C, Ev, E> Reader<C, Ev, E> {
             ring,
             chunk_size,
             epoch: 0,
-            remainder: Bytes::new(),
-            ended: false,
-            closed_reported: false,
+            state: State::Reading { rest: Bytes::new() },
         }
     }
 
@@ -65,31 +76,38 @@ impl<C, Ev, E> Reader<C, Ev, E> {
         self.ring.capacity()
     }
 
-    /// Moves to the writer's newest epoch if it started one, dropping what is stale.
-    /// Returns whether the epoch changed.
-    fn sync_epoch(&mut self) -> bool {
+    /// Moves to the writer's newest epoch if it started one: the rest of a split chunk is
+    /// stale, and an ended stream reads again.
+    fn sync_epoch(&mut self) {
         let current = self.ring.epoch();
         if current == self.epoch {
-            return false;
+            return;
         }
         self.epoch = current;
-        self.ended = false;
-        let stale = core::mem::take(&mut self.remainder);
-        self.ring.release(stale.len());
-        true
+        match &mut self.state {
+            State::Reading { rest } => {
+                let stale = core::mem::take(rest);
+                self.ring.release(stale.len());
+            }
+            State::Ended => self.state = State::Reading { rest: Bytes::new() },
+            State::Closed => {}
+        }
     }
 
-    /// The next piece of the remainder, at most `chunk_size` bytes.
-    fn next_piece(&mut self) -> Bytes {
-        let piece = if self.remainder.len() > self.chunk_size {
-            self.remainder.split_to(self.chunk_size)
+    /// Yields the next piece of `data`, at most `chunk_size` bytes, keeping the rest.
+    fn yield_data(&mut self, mut data: Bytes) -> Bytes {
+        let piece = if data.len() > self.chunk_size {
+            data.split_to(self.chunk_size)
         } else {
-            core::mem::take(&mut self.remainder)
+            core::mem::take(&mut data)
         };
         self.ring.release(piece.len());
+        self.state = State::Reading { rest: data };
         piece
     }
 
+    /// The next entry of the current epoch, `None` once the writer is gone and everything it
+    /// pushed was taken.
     fn poll_entry(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item<C, Ev, E>>> {
         let mut registered = false;
         loop {
@@ -120,6 +138,34 @@ impl<C, Ev, E> Reader<C, Ev, E> {
             // Loop to re-check: an entry or the close may have come before the registration.
         }
     }
+
+    /// Reads the ring until there is something to yield: an item, or the end of the stream.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<<Self as Stream>::Item>> {
+        loop {
+            let Some(item) = ready!(self.poll_entry(cx)) else {
+                self.state = State::Closed;
+                return Poll::Ready(Some(Err(StreamError::ChannelClosed)));
+            };
+            let cost = item.cost();
+            let next = match item {
+                Item::Msg(StreamMsg::Data(bytes)) if bytes.is_empty() => continue,
+                Item::Msg(StreamMsg::Data(bytes)) => Ok(StreamMsg::Data(self.yield_data(bytes))),
+                Item::Msg(msg) => {
+                    self.ring.release(cost);
+                    Ok(msg)
+                }
+                Item::Error(error) => {
+                    self.state = State::Ended;
+                    Err(error)
+                }
+                Item::End => {
+                    self.state = State::Ended;
+                    return Poll::Ready(None);
+                }
+            };
+            return Poll::Ready(Some(next));
+        }
+    }
 }
 
 impl<C, Ev, E> Stream for Reader<C, Ev, E> {
@@ -128,46 +174,18 @@ impl<C, Ev, E> Stream for Reader<C, Ev, E> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         this.sync_epoch();
-        if !this.remainder.is_empty() {
-            return Poll::Ready(Some(Ok(StreamMsg::Data(this.next_piece()))));
-        }
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        loop {
-            let item = match this.poll_entry(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(item)) => item,
-                Poll::Ready(None) if this.closed_reported => return Poll::Ready(None),
-                Poll::Ready(None) => {
-                    this.closed_reported = true;
-                    return Poll::Ready(Some(Err(StreamError::ChannelClosed)));
-                }
-            };
-            let cost = item.cost();
-            return Poll::Ready(match item {
-                Item::Msg(StreamMsg::Data(bytes)) if bytes.is_empty() => continue,
-                Item::Msg(StreamMsg::Data(bytes)) => {
-                    this.remainder = bytes;
-                    Some(Ok(StreamMsg::Data(this.next_piece())))
-                }
-                Item::Msg(msg) => {
-                    this.ring.release(cost);
-                    Some(Ok(msg))
-                }
-                Item::Error(error) => {
-                    this.ended = true;
-                    Some(Err(error))
-                }
-                Item::End => {
-                    this.ended = true;
-                    None
-                }
-            });
+        match &mut this.state {
+            State::Reading { rest } if !rest.is_empty() => {
+                let rest = core::mem::take(rest);
+                Poll::Ready(Some(Ok(StreamMsg::Data(this.yield_data(rest)))))
+            }
+            State::Reading { .. } => this.poll_item(cx),
+            State::Ended | State::Closed => Poll::Ready(None),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (usize::from(!self.remainder.is_empty()), None)
+        let split = matches!(&self.state, State::Reading { rest } if !rest.is_empty());
+        (usize::from(split), None)
     }
 }

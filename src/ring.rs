@@ -51,10 +51,8 @@ impl<C, Ev, E> Item<C, Ev, E> {
 ///
 /// A writer waits only while `used >= capacity` (it registers, then re-checks), and while it
 /// waits only the reader changes `used`, downwards; so `used` crosses this level exactly once
-/// before the writer runs again, and that crossing wakes it. Waking at half rather than at
-/// the first byte of room lets a writer faster than its reader refill half the ring per
-/// wakeup instead of one item (measured: 0.11 -> 0.08 executor parks per 16 KiB chunk in
-/// `benches/compare.rs` workload 1).
+/// before the writer runs again, and that crossing wakes it. Half rather than the first free
+/// byte, so that a writer faster than its reader refills half a ring per wakeup.
 fn low_water(capacity: usize) -> usize {
     capacity - capacity / 2
 }

@@ -1,5 +1,6 @@
 //! What a user implements: [`EngineSource`], and the [`WriterTask`] it returns.
 
+use core::convert::Infallible;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -31,8 +32,11 @@ pub type OpenResult<S> = Result<
 /// Built from any `Stream<Item = Result<StreamMsg<C, Ev>, E>> + Send + 'static`. The engine
 /// polls it only while the ring has room, stops at its first error or its end, and drops it
 /// when a seek replaces it or the stream goes away (which cancels the fetch behind it).
+///
+/// The type parameters are the source's `Control`, `Event` and `Error` types, defaulting to
+/// `()`, `()` and `Infallible` like [`StreamMsg`]'s and [`StreamError`]'s.
 #[must_use = "a writer task does nothing unless an engine polls it"]
-pub struct WriterTask<C, Ev, E> {
+pub struct WriterTask<C = (), Ev = (), E = Infallible> {
     stream: BoxStream<'static, Result<StreamMsg<C, Ev>, E>>,
 }
 

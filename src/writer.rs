@@ -1,5 +1,6 @@
 //! The writing end of a [`pipe`].
 
+use core::convert::Infallible;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
@@ -15,13 +16,34 @@ use crate::ring::{self, Item, Producer};
 /// Creates a ring buffer on its own, without an engine: a [`Writer`] that sends
 /// [`StreamMsg`]s and a [`Reader`] that yields them.
 ///
-/// ```
-/// use bytes::Bytes;
-/// use futures::{StreamExt, executor::block_on};
-/// use kithara_stream::{StreamMsg, StreamParams, pipe};
+/// The message types (`C` for controls, `Ev` for events, `E` for the error passed to
+/// [`Writer::fail`]) come from how the two ends are used. Where nothing pins them down, name
+/// the type of one end on the `let`, and the defaults of [`Writer`] and [`Reader`] fill in
+/// what is left out: `(Writer, Reader)` is a pipe of bytes only, with no controls, no events
+/// and no error (`C = ()`, `Ev = ()`, `E = Infallible`):
 ///
+/// ```
+/// use futures::{StreamExt, executor::block_on};
+/// use kithara_stream::{Bytes, Reader, StreamMsg, StreamParams, Writer, pipe};
+///
+/// let (mut writer, mut reader): (Writer, Reader) = pipe(StreamParams::default());
 /// block_on(async {
-///     let (mut writer, mut reader) = pipe::<(), &str, ()>(StreamParams::default());
+///     writer.send(StreamMsg::Data(Bytes::from_static(b"hello"))).await.unwrap();
+///     writer.close();
+///
+///     assert_eq!(reader.next().await, Some(Ok(StreamMsg::Data(Bytes::from_static(b"hello")))));
+///     assert_eq!(reader.next().await, None);
+/// });
+/// ```
+///
+/// With events of type `&str` (the other end's type is then inferred):
+///
+/// ```
+/// use futures::{StreamExt, executor::block_on};
+/// use kithara_stream::{Bytes, StreamMsg, StreamParams, Writer, pipe};
+///
+/// let (mut writer, mut reader): (Writer<(), &str>, _) = pipe(StreamParams::default());
+/// block_on(async {
 ///     writer.send(StreamMsg::Data(Bytes::from_static(b"hello"))).await.unwrap();
 ///     writer.send(StreamMsg::Event("halfway")).await.unwrap();
 ///     writer.close();
@@ -31,6 +53,8 @@ use crate::ring::{self, Item, Producer};
 ///     assert_eq!(reader.next().await, None);
 /// });
 /// ```
+///
+/// `pipe::<C, Ev, E>(params)` names all three instead.
 ///
 /// # Panics
 ///
@@ -53,11 +77,15 @@ pub fn pipe<C, Ev, E>(params: StreamParams) -> (Writer<C, Ev, E>, Reader<C, Ev, 
 
 /// The writing end of a [`pipe`]: sends data and messages, in order, with backpressure.
 ///
+/// `C` and `Ev` are the types of the [`StreamMsg::Control`] and [`StreamMsg::Event`] it
+/// sends, `E` the error [`Writer::fail`] ends the stream with; they default to `()`, `()`
+/// and `Infallible`, so a plain `Writer` sends bytes only.
+///
 /// Dropping the writer closes it (as [`Writer::close`]): the reader yields what is buffered,
 /// then `None`. With the `std` feature it also implements futures-io `AsyncWrite`, copying
 /// byte slices in.
 #[derive(Debug)]
-pub struct Writer<C, Ev, E> {
+pub struct Writer<C = (), Ev = (), E = Infallible> {
     ring: Producer<C, Ev, E>,
     /// `close` or `fail` was called.
     closed: bool,
@@ -140,7 +168,7 @@ impl<C, Ev, E> Drop for Writer<C, Ev, E> {
     }
 }
 
-/// The future of [`Writer::send`].
+/// The future of [`Writer::send`]; its type parameters are the writer's.
 ///
 /// # Errors
 ///
@@ -157,7 +185,7 @@ impl<C, Ev, E> Drop for Writer<C, Ev, E> {
 /// skips it).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct SendFuture<'a, C, Ev, E> {
+pub struct SendFuture<'a, C = (), Ev = (), E = Infallible> {
     writer: &'a mut Writer<C, Ev, E>,
     /// `None` once the future completed.
     msg: Option<StreamMsg<C, Ev>>,
@@ -262,9 +290,8 @@ struct Blocks {
 impl Blocks {
     fn new(capacity: usize) -> Self {
         // A sixteenth of the ring, within [4 KiB, 64 KiB]: small blocks keep the memory the
-        // copies cycle through close to the capacity (16 KiB blocks for 256 KiB measured
-        // 7 % less CPU per 16 KiB write than 64 KiB ones in `benches/compare.rs` workload 2);
-        // large rings are not held in a few huge allocations.
+        // copies cycle through close to the capacity, and large rings are not held in a few
+        // huge allocations.
         let block = (capacity / 16).clamp(4 * 1024, 64 * 1024);
         Self {
             current: bytes::BytesMut::new(),

@@ -1,4 +1,4 @@
-//! One test module per rule of the contract (`../shared/CONTRACT.md`), each run on every
+//! One test module per rule of the contract (`docs/contract.md`), each run on every
 //! executor of rule E4. Rules that are about single polls (E5, E6, B4's kept-alive future)
 //! also have poll-by-hand tests in `tests/poll_by_hand.rs`.
 

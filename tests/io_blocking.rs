@@ -1,5 +1,5 @@
 //! `io::BlockingReader`: `Read + BufRead + Seek` on a plain thread, with the engine on another
-//! thread (driven by `io::block_on`) or on a runtime.
+//! thread (driven by `exec::block_on`) or on a runtime.
 
 mod common;
 
@@ -7,7 +7,8 @@ use std::io::{BufRead, ErrorKind, Read, Seek, SeekFrom};
 use std::sync::mpsc;
 
 use common::{Config, TestError, TestSource, hang_guard, pattern};
-use kithara_stream::io::{BlockingReader, SideMsg, block_on, stream_error};
+use kithara_stream::exec::block_on;
+use kithara_stream::io::{BlockingReader, SideMsg, stream_error};
 use kithara_stream::{BytesSource, Engine, EngineSource, StreamError, StreamParams};
 
 fn params() -> StreamParams {

@@ -34,7 +34,7 @@ fn spawn_engine<S: EngineSource>(
     params: StreamParams,
 ) -> AsyncReader<S::Control, S::Event, S::Error> {
     let (engine, handle, stream) = Engine::build(source, params);
-    std::thread::spawn(move || kithara_stream::io::block_on(engine.run()));
+    std::thread::spawn(move || kithara_stream::exec::block_on(engine.run()));
     AsyncReader::new(stream, handle)
 }
 

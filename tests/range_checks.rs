@@ -14,7 +14,8 @@ use bytes::Bytes;
 use common::script_server::{Reply, ScriptServer};
 use common::{hang_guard, pattern};
 use futures::{AsyncReadExt, stream};
-use kithara_stream::io::{AsyncReader, BlockingReader, block_on, stream_error};
+use kithara_stream::exec::block_on;
+use kithara_stream::io::{AsyncReader, BlockingReader, stream_error};
 use kithara_stream::sources::{ByteRange, Progress, RangeMismatch, RangeResponse, RangeSource};
 use kithara_stream::{Engine, EngineSource, StreamError, StreamParams};
 

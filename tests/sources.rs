@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use common::{TempFile, hang_guard, pattern};
 use futures::{AsyncReadExt, AsyncSeekExt, StreamExt, stream};
-use kithara_stream::io::{AsyncReader, BlockingReader, SideMsg, block_on, stream_error};
+use kithara_stream::exec::block_on;
+use kithara_stream::io::{AsyncReader, BlockingReader, SideMsg, stream_error};
 use kithara_stream::sources::{
     AsyncReadSource, ByteRange, Progress, RangeResponse, RangeSource, StreamSource,
     content_range_total, range_header,

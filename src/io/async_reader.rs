@@ -1,5 +1,6 @@
 //! [`AsyncReader`]: futures-io `AsyncRead + AsyncBufRead + AsyncSeek` over an engine stream.
 
+use core::convert::Infallible;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
@@ -42,6 +43,9 @@ use crate::reader::Reader;
 /// Seek only through this reader: a seek through another clone of its handle moves the
 /// stream without the reader knowing.
 ///
+/// The type parameters are the stream's (see [`EngineStream`](crate::EngineStream)) and
+/// default the same way: a plain `AsyncReader` reads a source of bytes that cannot fail.
+///
 /// Tokio users get tokio's traits with tokio-util's compat layer:
 ///
 /// ```ignore
@@ -65,7 +69,7 @@ use crate::reader::Reader;
 /// block_on(join(engine.run(), consumer));
 /// ```
 #[must_use = "readers do nothing unless read"]
-pub struct AsyncReader<C, Ev, E> {
+pub struct AsyncReader<C = (), Ev = (), E = Infallible> {
     stream: Reader<C, Ev, E>,
     handle: Option<EngineHandle<E>>,
     /// The current `Data` item, whole; `consumed` bytes of it were read.

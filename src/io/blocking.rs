@@ -1,13 +1,14 @@
 //! [`BlockingReader`]: `std::io::Read + BufRead + Seek` for a decoder thread.
 
+use core::convert::Infallible;
 use core::pin::Pin;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
 use alloc::vec::Vec;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncSeek};
 
-use super::park::poll_blocking;
 use super::{AsyncReader, SeekSwitch, SideMsg};
+use crate::exec::poll_blocking;
 use crate::handle::EngineHandle;
 use crate::reader::Reader;
 
@@ -16,7 +17,7 @@ use crate::reader::Reader;
 ///
 /// It needs no runtime: while it waits for bytes or for a seek it parks its thread, and the
 /// engine's wakeups unpark it. The engine runs elsewhere (spawned on any executor, or on a
-/// plain thread with [`block_on`](super::block_on)).
+/// plain thread with [`exec::block_on`](crate::exec::block_on)).
 ///
 /// **Not for use inside an async task**: a read blocks the thread it runs on, which would
 /// stall that executor (and deadlock a single-threaded one if the engine runs there too).
@@ -26,10 +27,12 @@ use crate::reader::Reader;
 /// [`on_message`](Self::on_message)'s callback or a side queue; stream errors become
 /// `io::Error`s carrying the [`StreamError`](crate::StreamError); `SeekFrom::End` works when
 /// the source reports its length; a [`SeekSwitch`] turns seeking off for a format probe.
-/// With the `symphonia` feature it implements symphonia's `MediaSource`.
+/// With the `symphonia` feature it implements symphonia's `MediaSource`. The type parameters
+/// are the stream's and default the same way (`C = ()`, `Ev = ()`, `E = Infallible`).
 ///
 /// ```
-/// use kithara_stream::io::{BlockingReader, block_on};
+/// use kithara_stream::exec::block_on;
+/// use kithara_stream::io::BlockingReader;
 /// use kithara_stream::{BytesSource, Engine, StreamParams};
 /// use std::io::{Read, Seek, SeekFrom};
 ///
@@ -48,7 +51,7 @@ use crate::reader::Reader;
 /// ```
 #[derive(Debug)]
 #[must_use = "readers do nothing unless read"]
-pub struct BlockingReader<C, Ev, E> {
+pub struct BlockingReader<C = (), Ev = (), E = Infallible> {
     inner: AsyncReader<C, Ev, E>,
 }
 

@@ -17,7 +17,6 @@
 
 mod async_reader;
 mod blocking;
-mod park;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -29,13 +28,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use async_reader::AsyncReader;
 pub use blocking::BlockingReader;
-pub use park::block_on;
 
 use crate::error::StreamError;
 
 /// A `Control` or `Event` message that a byte adapter passed over, in stream order.
+///
+/// `C` and `Ev` are the stream's control and event types, defaulting to `()` like
+/// [`StreamMsg`](crate::StreamMsg)'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SideMsg<C, Ev> {
+pub enum SideMsg<C = (), Ev = ()> {
     /// A new control state of the source.
     Control(C),
     /// An event of the source (for example download progress).
@@ -81,8 +82,7 @@ impl<C, Ev> fmt::Debug for Sink<C, Ev> {
 ///
 /// ```no_run
 /// # fn probe(_: Box<dyn std::io::Read>) {}
-/// # let (stream, handle): (kithara_stream::EngineStream<(), (), std::convert::Infallible>,
-/// #     kithara_stream::EngineHandle<std::convert::Infallible>) = todo!();
+/// # let (stream, handle): (kithara_stream::EngineStream, kithara_stream::EngineHandle) = todo!();
 /// use kithara_stream::io::BlockingReader;
 ///
 /// let reader = BlockingReader::new(stream, handle);

@@ -63,7 +63,7 @@ use crate::sync::{Arc, AtomicLen};
 /// ```
 /// use bytes::Bytes;
 /// use futures::stream;
-/// use kithara_stream::io::{BlockingReader, block_on};
+/// use kithara_stream::{exec::block_on, io::BlockingReader};
 /// use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
 /// use kithara_stream::{Engine, StreamParams};
 /// use std::io::{Read, Seek, SeekFrom};

@@ -1,4 +1,9 @@
-//! Blocking on a future by parking the thread: the waker unparks it.
+//! A minimal executor for plain threads (`std` feature): [`block_on`] runs a future on the
+//! calling thread, parking it while the future is pending.
+//!
+//! The crate itself spawns nothing and needs no runtime; this is for the places where no
+//! runtime is at hand: an engine on a thread of its own, a test, an example. The blocking
+//! reader ([`io::BlockingReader`](crate::io::BlockingReader)) waits the same way.
 
 use core::future::Future;
 use core::pin::pin;
@@ -49,7 +54,7 @@ pub(crate) fn poll_blocking<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>
 /// Do not call it inside an async task: it blocks the executor's thread.
 ///
 /// ```
-/// let four = kithara_stream::io::block_on(async { 2 + 2 });
+/// let four = kithara_stream::exec::block_on(async { 2 + 2 });
 /// assert_eq!(four, 4);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
