@@ -119,6 +119,7 @@ impl AtomicLen {
 
     /// Stores `len` if it is larger than the stored length (or that is unknown): a known
     /// length is never lowered.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // the sources use it
     pub(crate) fn raise(&self, len: Option<u64>) {
         self.update(|old| match (old, len) {
             (Some(old), Some(new)) => Some(old.max(new)),

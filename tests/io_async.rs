@@ -160,13 +160,13 @@ on_every_executor! {
     }
 }
 
-/// The same with the engine on a thread of its own under `io::block_on`, and the reader on
+/// The same with the engine on a thread of its own under `exec::block_on`, and the reader on
 /// the test's thread.
 #[test]
 fn async_reader_abandoned_seek_engine_on_its_own_thread() {
     common::hang_guard("async_reader_abandoned_seek_engine_thread", || {
         let (engine, reader, gate, stats) = gated_reader();
-        let engine = std::thread::spawn(move || kithara_stream::io::block_on(engine.run()));
+        let engine = std::thread::spawn(move || kithara_stream::exec::block_on(engine.run()));
         let reader = futures::executor::block_on(abandoned_seeks(reader, gate));
         assert_eq!(
             stats.seeks(),

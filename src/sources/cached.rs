@@ -195,7 +195,8 @@ impl core::fmt::Debug for BufferWatch {
 /// ```
 /// use bytes::Bytes;
 /// use futures::stream;
-/// use kithara_stream::io::{BlockingReader, block_on};
+/// use kithara_stream::exec::block_on;
+/// use kithara_stream::io::BlockingReader;
 /// use kithara_stream::sources::{ByteRange, CachedSource, RangeResponse, StoreParams};
 /// use kithara_stream::{Engine, StreamParams};
 /// use std::io::{Read, Seek, SeekFrom};
