@@ -42,22 +42,59 @@ use crate::source::{EngineSource, OpenResult};
 /// assert_eq!(text, "file contents");
 /// assert_eq!(len, Some(13));
 /// ```
-pub struct AsyncReadSource<F>(RangeSource<OpenRead<F>>);
+pub struct AsyncReadSource<F>(RangeSource<ReadFetch<F>>);
 
-/// A [`Fetch`] over a file opener: opens, learns the length, seeks to the range's start.
-#[derive(Debug)]
-struct OpenRead<F> {
+/// A [`Fetch`] over anything that opens a futures-io `AsyncRead + AsyncSeek` (a file): each
+/// fetch calls the opener, learns the length with `seek(End(0))`, seeks to the range's
+/// start and reads chunks of up to [`with_chunk_size`](Self::with_chunk_size) bytes.
+///
+/// [`AsyncReadSource`] is a [`RangeSource`] over one; hand one to
+/// [`CachedSource`](super::CachedSource) to keep what was read.
+pub struct ReadFetch<F> {
     open: F,
     chunk_size: usize,
+}
+
+impl<F> ReadFetch<F> {
+    /// A fetch whose every call opens with `open`.
+    pub fn new(open: F) -> Self {
+        Self {
+            open,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+
+    /// Sets the size of each read (default 32 KiB).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    #[must_use]
+    #[track_caller]
+    pub fn with_chunk_size(mut self, bytes: usize) -> Self {
+        self.set_chunk_size(bytes);
+        self
+    }
+
+    #[track_caller]
+    fn set_chunk_size(&mut self, bytes: usize) {
+        assert!(bytes > 0, "chunk_size must be greater than zero");
+        self.chunk_size = bytes;
+    }
+}
+
+impl<F> core::fmt::Debug for ReadFetch<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReadFetch")
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<F> AsyncReadSource<F> {
     /// A source whose every `open` and seek calls `open` for a fresh reader.
     pub fn new(open: F) -> Self {
-        Self(RangeSource::new(OpenRead {
-            open,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-        }))
+        Self(RangeSource::new(ReadFetch::new(open)))
     }
 
     /// The source's read progress (see [`RangeSource::progress_watch`]).
@@ -73,8 +110,7 @@ impl<F> AsyncReadSource<F> {
     #[must_use]
     #[track_caller]
     pub fn with_chunk_size(mut self, bytes: usize) -> Self {
-        assert!(bytes > 0, "chunk_size must be greater than zero");
-        self.0.fetch_mut().chunk_size = bytes;
+        self.0.fetch_mut().set_chunk_size(bytes);
         self
     }
 }
@@ -87,7 +123,7 @@ impl<F> core::fmt::Debug for AsyncReadSource<F> {
     }
 }
 
-impl<F, Fut, R> Fetch for OpenRead<F>
+impl<F, Fut, R> Fetch for ReadFetch<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = io::Result<R>> + Send + 'static,
@@ -154,8 +190,10 @@ where
     }
 }
 
-/// Reads of up to `chunk_size` bytes, as a stream; ends at the first `Ok(0)`.
-pub(super) struct ReadChunks<R> {
+/// The body of a [`ReadFetch`]: reads of up to its chunk size, as a stream; ends at the
+/// first `Ok(0)`.
+#[derive(Debug)]
+pub struct ReadChunks<R> {
     reader: R,
     chunk_size: usize,
     /// Zeroed space for the next read; what a read fills is split off without a copy.

@@ -31,7 +31,7 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use futures_core::Stream;
 
-pub use async_read::AsyncReadSource;
+pub use async_read::{AsyncReadSource, ReadChunks, ReadFetch};
 pub use cached::{BufferLevel, BufferWatch, CachedSource, StoreParams};
 pub use fetch::{
     ByteRange, ContentRange, Fetch, FetchError, RangeMismatch, RangeResponse, content_range_total,
