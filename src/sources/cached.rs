@@ -506,6 +506,7 @@ impl<F: Fetch> Shared<F> {
         params: &StoreParams,
         len: &Arc<AtomicLen>,
     ) -> Result<bool, F::Error> {
+        self.store.set_len(len.load());
         let mut progressed = false;
         let mut i = 0;
         while i < self.fetches.len() {
@@ -577,7 +578,6 @@ impl<F: Fetch> Shared<F> {
                             Ok(body) => fetch.state = Fetching::Streaming(Box::pin(body)),
                             Err(mismatch) => return Drained::Failed(mismatch.into()),
                         }
-                        store.set_len(len.load());
                     }
                 },
                 Fetching::Streaming(body) => match body.as_mut().poll_next(cx) {
