@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 
+use crate::payload::Verify;
 use crate::workloads::Contender;
 
 /// The calling thread's voluntary context switches so far (Linux; 0 elsewhere): each is a
@@ -90,13 +91,17 @@ where
     })
 }
 
-/// Runs the contenders interleaved (run 1 of each, then run 2 of each, ...) so that noise
-/// from other processes spreads over all of them; returns each contender's runs in order.
-pub fn interleave(contenders: &[Contender], runs: usize) -> Vec<Vec<Run>> {
+/// Runs each contender once untimed with every byte checked, then `runs` times
+/// interleaved (run 1 of each, then run 2 of each, ...) so that noise from other processes
+/// spreads over all of them, checked as `verify` says; returns each contender's timed runs.
+pub fn interleave(contenders: &[Contender], runs: usize, verify: Verify) -> Vec<Vec<Run>> {
+    for c in contenders {
+        (c.run)(Verify::Full);
+    }
     let mut out = vec![Vec::with_capacity(runs); contenders.len()];
     for _ in 0..runs {
         for (c, runs) in contenders.iter().zip(&mut out) {
-            runs.push((c.run)());
+            runs.push((c.run)(verify));
         }
     }
     out

@@ -13,6 +13,13 @@
 //! Workload 5 is the exception: its consumer is a blocking `std::io::Read` on a plain thread
 //! (no executor), and stream-download's producer is the tokio runtime it needs.
 //!
+//! Every consumer checks what it receives ([`payload`]): the stream is a 17-chunk
+//! pseudo-random pattern, so each byte's value depends on its position. Each contender runs
+//! once untimed with every byte compared; the timed runs compare, at the consumer's running
+//! offset, samples of every received slice (its first and last byte and one per 4 KiB; all
+//! of a slice up to 256 bytes), which catches a lost, repeated, reordered, shifted or
+//! overwritten chunk at a few loads per chunk. The header line prints what a check costs.
+//!
 //! Environment:
 //! - `KITHARA_BENCH_MIB` (default 512): payload per contender and run, in MiB.
 //! - `KITHARA_BENCH_RUNS` (default 5): runs per contender; the median is reported.
@@ -21,6 +28,8 @@
 //!   number names that workload, other text the workloads whose title contains it.
 //! - `KITHARA_BENCH_CONTENDER` (optional): run only contenders whose name contains this
 //!   text (for profiling one of them; ratios need the peers).
+//! - `KITHARA_BENCH_VERIFY` (default `sample`): `full` compares every byte in the timed runs
+//!   too (to see what that costs; it touches every byte a zero-copy contender never reads).
 //!
 //! Modules: [`workloads`] (what runs, numbered as in the README), [`contenders`] (one module
 //! per group of contenders), [`harness`] (two threads, wall time, parks, CPU time),
@@ -32,6 +41,7 @@ mod payload;
 mod report;
 mod workloads;
 
+use payload::Verify;
 use report::Row;
 use workloads::Kind;
 
@@ -57,6 +67,11 @@ fn main() {
     let only = std::env::var("KITHARA_BENCH_ONLY").unwrap_or_default();
     let svg_path =
         std::env::var("KITHARA_BENCH_SVG").unwrap_or_else(|_| "target/compare.svg".into());
+    let verify = match std::env::var("KITHARA_BENCH_VERIFY").as_deref() {
+        Ok("full") => Verify::Full,
+        Ok("sample") | Err(_) => Verify::Sample,
+        Ok(other) => panic!("KITHARA_BENCH_VERIFY={other}: expected `full` or `sample`"),
+    };
     let total = mib * MIB;
 
     let mut workloads = workloads::all(total);
@@ -71,12 +86,30 @@ fn main() {
          (workload 5: blocking reads; stream-download's producer is a tokio runtime)",
         CAPACITY / KIB
     );
+    println!(
+        "payload: a 17-chunk pseudo-random pattern; every byte checked in an untimed first run \
+         per contender, {} in the timed runs",
+        match verify {
+            Verify::Full => "every byte",
+            Verify::Sample =>
+                "first, last and one per 4 KiB of each received slice (all up to 256 B)",
+        }
+    );
+    let pattern = payload::Pattern::windows();
+    let cost = |size, v| payload::cost(&pattern, size, v);
+    println!(
+        "check cost on one thread, data in cache: {:.0} ns per 16 KiB chunk sampled, {:.0} ns \
+         in full; {:.1} ns per 64 B message (always in full)",
+        cost(CHUNK, Verify::Sample),
+        cost(CHUNK, Verify::Full),
+        cost(SMALL, Verify::Sample),
+    );
     let mut rows: Vec<Row> = Vec::new();
     for w in &workloads {
         match &w.kind {
             Kind::Contenders(contenders) => {
                 let first = rows.len();
-                let all_runs = harness::interleave(contenders, runs);
+                let all_runs = harness::interleave(contenders, runs, verify);
                 for (c, runs) in contenders.iter().zip(all_runs) {
                     rows.push(Row {
                         workload: w.number,

@@ -1,12 +1,8 @@
 //! The workloads, numbered as in the README's Performance section, and their contenders.
 
-use std::cell::Cell;
-
-use bytes::Bytes;
-
 use crate::contenders::{channels, download, kithara, pipes};
 use crate::harness::Run;
-use crate::payload::chunk_pool;
+use crate::payload::{Pattern, Verify};
 use crate::{CAPACITY, CHUNK, SMALL};
 
 /// One workload: the same bytes moved by each of its contenders.
@@ -29,12 +25,13 @@ pub enum Kind {
     PhysicalLimit,
 }
 
-/// One contender of a workload: a run of it on the payload it was built with.
+/// One contender of a workload: a run of it on the payload it was built with, its consumer
+/// checking what it receives as told.
 pub struct Contender {
     pub name: &'static str,
     /// kithara-stream's own (the others are the peers it is compared with).
     pub ours: bool,
-    pub run: Box<dyn Fn() -> Run>,
+    pub run: Box<dyn Fn(Verify) -> Run>,
 }
 
 /// The rows of workload 4 (names for `KITHARA_BENCH_CONTENDER`).
@@ -75,86 +72,89 @@ impl Workload {
     }
 }
 
-fn contender(name: &'static str, ours: bool, run: impl Fn() -> Run + 'static) -> Contender {
+/// A contender run on its own clone of `pattern`.
+fn contender(
+    name: &'static str,
+    ours: bool,
+    pattern: &Pattern,
+    run: impl Fn(&Pattern, Verify) -> Run + 'static,
+) -> Contender {
+    let pattern = pattern.clone();
     Contender {
         name,
         ours,
-        run: Box::new(run),
+        run: Box::new(move |v| run(&pattern, v)),
     }
 }
 
 /// All workloads for `total` bytes per contender and run, in their order.
 pub fn all(total: usize) -> Vec<Workload> {
-    let big = Bytes::from(vec![0x5a_u8; CHUNK]);
-    let small = Bytes::from(vec![0x5a_u8; SMALL]);
-    let big_count = total / CHUNK;
-    let small_count = total / SMALL;
+    let chunks = total / CHUNK;
+    let smalls = total / SMALL;
     let chunk_slots = CAPACITY / CHUNK;
     let small_slots = CAPACITY / SMALL;
+    let p = &Pattern::windows();
 
-    let b = || big.clone();
-    let s = || small.clone();
-    let (b1, b2, b3, b4, b5, b6) = (b(), b(), b(), b(), b(), b());
     let engine = Workload {
         number: 1,
         name: "engine end to end (16 KiB Bytes)",
         item: CHUNK,
-        items: big_count as u64,
+        items: chunks as u64,
         kind: Kind::Contenders(vec![
-            contender("kithara Engine", true, move || {
-                kithara::engine(&b1, big_count)
+            contender("kithara Engine", true, p, move |p, v| {
+                kithara::engine(p, chunks, v)
             }),
-            contender("tokio mpsc<Bytes>", false, move || {
-                channels::tokio_mpsc(&b2, big_count, chunk_slots)
+            contender("tokio mpsc<Bytes>", false, p, move |p, v| {
+                channels::tokio_mpsc(p, CHUNK, chunks, chunk_slots, v)
             }),
-            contender("async-channel<Bytes>", false, move || {
-                channels::async_channel(&b3, big_count, chunk_slots)
+            contender("async-channel<Bytes>", false, p, move |p, v| {
+                channels::async_channel(p, CHUNK, chunks, chunk_slots, v)
             }),
-            contender("piper (copy)", false, move || pipes::piper(&b4, big_count)),
-            contender("async-ringbuf (copy)", false, move || {
-                pipes::async_ringbuf(&b5, big_count)
+            contender("piper (copy)", false, p, move |p, v| {
+                pipes::piper(p, chunks, v)
             }),
-            contender("tokio simplex (copy)", false, move || {
-                pipes::tokio_simplex(&b6, big_count)
+            contender("async-ringbuf (copy)", false, p, move |p, v| {
+                pipes::async_ringbuf(p, chunks, v)
+            }),
+            contender("tokio simplex (copy)", false, p, move |p, v| {
+                pipes::tokio_simplex(p, chunks, v)
             }),
         ]),
     };
 
-    let (b1, b2, b3, b4) = (b(), b(), b(), b());
     let pipe = Workload {
         number: 2,
         name: "pipe, &[u8] in and out (16 KiB slices)",
         item: CHUNK,
-        items: big_count as u64,
+        items: chunks as u64,
         kind: Kind::Contenders(vec![
-            contender("kithara Writer/Reader", true, move || {
-                kithara::pipe_slices(&b1, big_count)
+            contender("kithara Writer/Reader", true, p, move |p, v| {
+                kithara::pipe_slices(p, chunks, v)
             }),
-            contender("piper", false, move || pipes::piper(&b2, big_count)),
-            contender("async-ringbuf", false, move || {
-                pipes::async_ringbuf(&b3, big_count)
+            contender("piper", false, p, move |p, v| pipes::piper(p, chunks, v)),
+            contender("async-ringbuf", false, p, move |p, v| {
+                pipes::async_ringbuf(p, chunks, v)
             }),
-            contender("tokio simplex", false, move || {
-                pipes::tokio_simplex(&b4, big_count)
+            contender("tokio simplex", false, p, move |p, v| {
+                pipes::tokio_simplex(p, chunks, v)
             }),
         ]),
     };
 
-    let (s1, s2, s3) = (s(), s(), s());
     let messages = Workload {
         number: 3,
         name: "small messages (64 B Bytes)",
         item: SMALL,
-        items: small_count as u64,
+        items: smalls as u64,
         kind: Kind::Contenders(vec![
-            contender("kithara pipe", true, move || {
-                kithara::pipe_messages(&s1, small_count)
+            contender("kithara pipe", true, p, move |p, v| {
+                kithara::pipe_messages(p, smalls, v)
             }),
-            contender("tokio mpsc<Bytes>", false, move || {
-                channels::tokio_mpsc(&s2, small_count, small_slots)
+            contender("tokio mpsc<Bytes>", false, p, move |p, v| {
+                channels::tokio_mpsc(p, SMALL, smalls, small_slots, v)
             }),
-            contender("async-channel<Bytes>", false, move || {
-                channels::async_channel(&s3, small_count, small_slots)
+            contender("async-channel<Bytes>", false, p, move |p, v| {
+                channels::async_channel(p, SMALL, smalls, small_slots, v)
             }),
         ]),
     };
@@ -163,31 +163,22 @@ pub fn all(total: usize) -> Vec<Workload> {
         number: 4,
         name: "physical limit (copy_from_slice, best run)",
         item: CHUNK,
-        items: big_count as u64,
+        items: chunks as u64,
         kind: Kind::PhysicalLimit,
     };
 
-    let pool = chunk_pool();
-    let (p1, p2) = (pool.clone(), pool);
-    let (v1, v2) = (Cell::new(false), Cell::new(false));
+    let p = &Pattern::separate();
     let blocking = Workload {
         number: 5,
         name: "blocking Read of a whole stream (16 KiB reads)",
         item: CHUNK,
-        items: big_count as u64,
+        items: chunks as u64,
         kind: Kind::Contenders(vec![
-            contender("kithara BlockingReader", true, move || {
-                // Once per process, untimed: every byte compared.
-                if !v1.replace(true) {
-                    kithara::blocking_reader(&p1, big_count, true);
-                }
-                kithara::blocking_reader(&p1, big_count, false)
+            contender("kithara BlockingReader", true, p, move |p, v| {
+                kithara::blocking_reader(p, chunks, v)
             }),
-            contender("stream-download bounded", false, move || {
-                if !v2.replace(true) {
-                    download::stream_download(&p2, big_count, true);
-                }
-                download::stream_download(&p2, big_count, false)
+            contender("stream-download bounded", false, p, move |p, v| {
+                download::stream_download(p, chunks, v)
             }),
         ]),
     };

@@ -3,47 +3,44 @@
 use bytes::Bytes;
 
 use crate::harness::{Run, two_threads};
+use crate::payload::{Check, Pattern, Verify};
 
-/// tokio's bounded mpsc with `slots` slots.
-pub fn tokio_mpsc(chunk: &Bytes, count: usize, slots: usize) -> Run {
+/// tokio's bounded mpsc with `slots` slots, `count` items of `size` bytes.
+pub fn tokio_mpsc(pattern: &Pattern, size: usize, count: usize, slots: usize, v: Verify) -> Run {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(slots);
-    let total = (chunk.len() * count) as u64;
-    let chunk = chunk.clone();
+    let mut check = Check::new(pattern, v);
     two_threads(
-        total,
+        (size * count) as u64,
         async move {
-            for _ in 0..count {
-                tx.send(chunk.clone()).await.unwrap();
+            for i in 0..count {
+                tx.send(pattern.item(i, size)).await.unwrap();
             }
         },
         async move {
-            let mut n = 0u64;
             while let Some(b) = rx.recv().await {
-                n += b.len() as u64;
+                check.bytes(&b);
             }
-            n
+            check.total()
         },
     )
 }
 
-/// async-channel's bounded channel with `slots` slots.
-pub fn async_channel(chunk: &Bytes, count: usize, slots: usize) -> Run {
+/// async-channel's bounded channel with `slots` slots, `count` items of `size` bytes.
+pub fn async_channel(pattern: &Pattern, size: usize, count: usize, slots: usize, v: Verify) -> Run {
     let (tx, rx) = async_channel::bounded::<Bytes>(slots);
-    let total = (chunk.len() * count) as u64;
-    let chunk = chunk.clone();
+    let mut check = Check::new(pattern, v);
     two_threads(
-        total,
+        (size * count) as u64,
         async move {
-            for _ in 0..count {
-                tx.send(chunk.clone()).await.unwrap();
+            for i in 0..count {
+                tx.send(pattern.item(i, size)).await.unwrap();
             }
         },
         async move {
-            let mut n = 0u64;
             while let Ok(b) = rx.recv().await {
-                n += b.len() as u64;
+                check.bytes(&b);
             }
-            n
+            check.total()
         },
     )
 }

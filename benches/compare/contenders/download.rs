@@ -6,12 +6,12 @@ use bytes::Bytes;
 
 use super::read_blocking;
 use crate::harness::{Run, two_threads_with};
-use crate::payload::POOL;
+use crate::payload::{Check, Pattern, Verify};
 use crate::{CAPACITY, CHUNK};
 
 /// stream-download's side of workload 5: the same chunks from memory, as a `SourceStream`.
 struct MemoryStream {
-    pool: Vec<Bytes>,
+    pattern: Pattern,
     next: usize,
     count: usize,
 }
@@ -26,18 +26,18 @@ impl futures::Stream for MemoryStream {
         let i = self.next;
         std::task::Poll::Ready((i < self.count).then(|| {
             self.next += 1;
-            Ok(self.pool[i % POOL].clone())
+            Ok(self.pattern.chunk(i))
         }))
     }
 }
 
 impl stream_download::source::SourceStream for MemoryStream {
-    type Params = (Vec<Bytes>, usize);
+    type Params = (Pattern, usize);
     type StreamCreationError = Infallible;
 
-    async fn create((pool, count): Self::Params) -> Result<Self, Infallible> {
+    async fn create((pattern, count): Self::Params) -> Result<Self, Infallible> {
         Ok(Self {
-            pool,
+            pattern,
             next: 0,
             count,
         })
@@ -63,7 +63,7 @@ impl stream_download::source::SourceStream for MemoryStream {
 /// `StreamDownload` over bounded memory storage of the ring's capacity, default settings,
 /// created on a current-thread tokio runtime that then drives the download on one thread;
 /// read to the end through its blocking `Read` on the other.
-pub fn stream_download(pool: &[Bytes], count: usize, full: bool) -> Run {
+pub fn stream_download(pattern: &Pattern, count: usize, v: Verify) -> Run {
     use stream_download::storage::bounded::BoundedStorageProvider;
     use stream_download::storage::memory::MemoryStorageProvider;
     use stream_download::{Settings, StreamDownload};
@@ -79,16 +79,17 @@ pub fn stream_download(pool: &[Bytes], count: usize, full: bool) -> Run {
     // Spawns the download task; it runs only when the runtime is driven, on the producer thread.
     let reader = rt
         .block_on(StreamDownload::new::<MemoryStream>(
-            (pool.to_vec(), count),
+            (pattern.clone(), count),
             storage,
             Settings::default(),
         ))
         .unwrap();
     let done = reader.handle();
+    let check = Check::new(pattern, v);
     let total = (CHUNK * count) as u64;
     two_threads_with(
         total,
         move || rt.block_on(done.wait_for_completion()),
-        move || read_blocking(reader, pool, full),
+        move || read_blocking(reader, check),
     )
 }
