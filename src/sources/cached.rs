@@ -533,14 +533,16 @@ impl<F: Fetch> Shared<F> {
         Ok(progressed)
     }
 
-    /// Drops a fetch that has run into the bytes another one delivered: it would only
-    /// bring them again.
+    /// Drops a fetch that has run into the bytes another one delivered and the store
+    /// holds: it would only bring them again.
     fn drop_overtaken(&mut self) {
         let overtaken = self.fetches.iter().position(|behind| {
             behind.stash.is_none()
-                && self.fetches.iter().any(|ahead| {
-                    (ahead.range.start..ahead.pos).contains(&behind.pos) && ahead.pos > behind.pos
-                })
+                && self.store.next_held(behind.pos) == Some(behind.pos)
+                && self
+                    .fetches
+                    .iter()
+                    .any(|ahead| ahead.range.start <= behind.pos && behind.pos < ahead.pos)
         });
         if let Some(i) = overtaken {
             drop(self.fetches.swap_remove(i));
