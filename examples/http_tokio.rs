@@ -14,7 +14,7 @@ use std::io;
 
 use futures::TryStreamExt;
 use kithara_stream::io::BlockingReader;
-use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
+use kithara_stream::sources::{ByteRange, HttpStatus, RangeResponse, RangeSource};
 use kithara_stream::{Engine, StreamParams};
 use symphonia::core::codecs::DecoderOptions;
 use symphonia::core::errors::Error as DecodeError;
@@ -43,10 +43,7 @@ async fn main() {
             .header("Range", range.header())
             .send();
         async move {
-            let response = request
-                .await
-                .and_then(|response| response.error_for_status())
-                .map_err(io::Error::other)?;
+            let response = request.await.map_err(io::Error::other)?;
             let header = |name| {
                 response
                     .headers()
@@ -55,7 +52,12 @@ async fn main() {
                     .ok()
                     .map(String::from)
             };
-            let (status, content_range) = (response.status().as_u16(), header("content-range"));
+            let status = response.status().as_u16();
+            // A 404 becomes `NotFound`, a 503 a retryable error (with its `Retry-After`).
+            if let Some(error) = HttpStatus::check(status, header("retry-after").as_deref()) {
+                return Err(error.into());
+            }
+            let content_range = header("content-range");
             let content_length = response.content_length();
             let body = response.bytes_stream().map_err(io::Error::other);
             // The library checks the part against the range asked for: where it starts, the

@@ -101,6 +101,7 @@ mod source;
 pub mod sources;
 pub mod store;
 mod sync;
+pub mod timer;
 mod writer;
 
 pub use bytes_source::BytesSource;

@@ -295,6 +295,8 @@ pub enum FetchError<E> {
     Fetch(E),
     /// The response does not hold the bytes asked for.
     Mismatch(RangeMismatch),
+    /// No byte came for the stall timeout of a retry policy.
+    Stalled(super::retry::Stalled),
 }
 
 impl<E> FetchError<E> {
@@ -302,7 +304,7 @@ impl<E> FetchError<E> {
     pub fn into_fetch(self) -> Option<E> {
         match self {
             Self::Fetch(error) => Some(error),
-            Self::Mismatch(_) => None,
+            Self::Mismatch(_) | Self::Stalled(_) => None,
         }
     }
 
@@ -323,6 +325,7 @@ impl<E: fmt::Display> fmt::Display for FetchError<E> {
         match self {
             Self::Fetch(error) => write!(f, "fetch failed: {error}"),
             Self::Mismatch(mismatch) => mismatch.fmt(f),
+            Self::Stalled(stalled) => stalled.fmt(f),
         }
     }
 }
@@ -335,6 +338,7 @@ where
         match self {
             Self::Fetch(error) => Some(error),
             Self::Mismatch(mismatch) => Some(mismatch),
+            Self::Stalled(stalled) => Some(stalled),
         }
     }
 }

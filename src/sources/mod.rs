@@ -21,8 +21,10 @@
 mod async_read;
 mod cached;
 mod fetch;
+mod http;
 mod live;
 mod range;
+mod retry;
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -37,8 +39,10 @@ pub use fetch::{
     ByteRange, ContentRange, Fetch, FetchError, RangeMismatch, RangeResponse, content_range_total,
     range_header,
 };
+pub use http::HttpStatus;
 pub use live::StreamSource;
 pub use range::RangeSource;
+pub use retry::{Resumed, Retry, RetryEvent, RetryPolicy, Retryable, Retrying, Stalled};
 
 use crate::msg::StreamMsg;
 

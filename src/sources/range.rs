@@ -42,15 +42,19 @@ use crate::sync::{Arc, AtomicLen};
 ///
 /// ```ignore
 /// use futures::TryStreamExt;
-/// use kithara_stream::sources::{ByteRange, RangeResponse, RangeSource};
+/// use kithara_stream::sources::{ByteRange, HttpStatus, RangeResponse, RangeSource};
 ///
 /// let client = reqwest::Client::new();
 /// let source = RangeSource::new(move |range: ByteRange| {
 ///     let request = client.get(url.clone()).header("Range", range.header()).send();
 ///     async move {
-///         let response = request.await.and_then(|r| r.error_for_status()).map_err(std::io::Error::other)?;
+///         let response = request.await.map_err(std::io::Error::other)?;
 ///         let header = |name| response.headers().get(name)?.to_str().ok().map(String::from);
-///         let (status, content_range) = (response.status().as_u16(), header("content-range"));
+///         let status = response.status().as_u16();
+///         if let Some(error) = HttpStatus::check(status, header("retry-after").as_deref()) {
+///             return Err(error.into()); // a 404 is `NotFound`, a 503 retryable
+///         }
+///         let content_range = header("content-range");
 ///         let content_length = response.content_length();
 ///         let body = response.bytes_stream().map_err(std::io::Error::other);
 ///         Ok(RangeResponse::http(status, content_range.as_deref(), content_length, body))

@@ -1,4 +1,4 @@
-//! The range source over reqwest, as a user writes it from the crate's docs.
+//! The range fetch over reqwest, as a user writes it from the crate's docs.
 
 use std::io;
 use std::sync::Arc;
@@ -6,22 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::TryStreamExt;
 use kithara_stream::EngineSource;
-use kithara_stream::sources::{ByteRange, Progress, RangeResponse, RangeSource};
+use kithara_stream::sources::{ByteRange, Fetch, HttpStatus, Progress, RangeResponse, RangeSource};
 
-/// A `RangeSource` that fetches `url` with reqwest; counts its requests in `requests`.
-pub fn reqwest_source(
-    url: String,
-    requests: Arc<AtomicUsize>,
-) -> impl EngineSource<Control = (), Event = Progress, Error = io::Error> {
+/// A fetch of `url` with reqwest; counts its requests in `requests`.
+pub fn reqwest_fetch(url: String, requests: Arc<AtomicUsize>) -> impl Fetch<Error = io::Error> {
     let client = reqwest::Client::new();
-    RangeSource::new(move |range: ByteRange| {
+    move |range: ByteRange| {
         requests.fetch_add(1, Ordering::SeqCst);
         let request = client.get(&url).header("Range", range.header()).send();
         async move {
-            let response = request
-                .await
-                .and_then(|response| response.error_for_status())
-                .map_err(io::Error::other)?;
+            let response = request.await.map_err(io::Error::other)?;
             let header = |name| {
                 response
                     .headers()
@@ -30,7 +24,12 @@ pub fn reqwest_source(
                     .ok()
                     .map(String::from)
             };
-            let (status, content_range) = (response.status().as_u16(), header("content-range"));
+            let status = response.status().as_u16();
+            // A 404 becomes `NotFound`, a 503 a retryable error (with its `Retry-After`).
+            if let Some(error) = HttpStatus::check(status, header("retry-after").as_deref()) {
+                return Err(error.into());
+            }
+            let content_range = header("content-range");
             let content_length = response.content_length();
             let body = response.bytes_stream().map_err(io::Error::other);
             Ok(RangeResponse::http(
@@ -40,5 +39,13 @@ pub fn reqwest_source(
                 body,
             ))
         }
-    })
+    }
+}
+
+/// A `RangeSource` over [`reqwest_fetch`].
+pub fn reqwest_source(
+    url: String,
+    requests: Arc<AtomicUsize>,
+) -> impl EngineSource<Control = (), Event = Progress, Error = io::Error> {
+    RangeSource::new(reqwest_fetch(url, requests))
 }
