@@ -2,7 +2,7 @@
 //! store's cost on the pass-through path against `RangeSource` (the ring alone).
 //!
 //! ```sh
-//! cargo bench --bench store                                   # 256 MiB, 5 runs, 2000 seeks
+//! cargo bench --bench store                                   # 256 MiB, 9 runs, 2000 seeks
 //! KITHARA_STORE_MIB=64 KITHARA_STORE_RUNS=3 KITHARA_STORE_SEEKS=500 cargo bench --bench store
 //! KITHARA_STORE_ONLY=seek cargo bench --bench store           # only the seek table
 //! ```
@@ -26,7 +26,7 @@
 //!
 //! Environment:
 //! - `KITHARA_STORE_MIB` (default 256): the streamed resource, in MiB.
-//! - `KITHARA_STORE_RUNS` (default 5): streaming runs per contender; medians are reported.
+//! - `KITHARA_STORE_RUNS` (default 9): streaming runs per contender; medians are reported.
 //! - `KITHARA_STORE_SEEKS` (default 2000): seeks per contender.
 //! - `KITHARA_STORE_RTT_US` (default 1000): the simulated round trip of a fetch, in µs.
 //! - `KITHARA_STORE_ONLY` (optional): `seek` or `stream`.
@@ -72,7 +72,7 @@ fn load() -> String {
 
 fn main() {
     let mib = env_usize("KITHARA_STORE_MIB", 256).max(1);
-    let runs = env_usize("KITHARA_STORE_RUNS", 5).max(1);
+    let runs = env_usize("KITHARA_STORE_RUNS", 9).max(1);
     let seeks = env_usize("KITHARA_STORE_SEEKS", 2000).max(SEEK_ROUNDS);
     let rtt = Duration::from_micros(env_usize("KITHARA_STORE_RTT_US", 1000) as u64);
     let only = std::env::var("KITHARA_STORE_ONLY").unwrap_or_default();
