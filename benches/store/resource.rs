@@ -101,13 +101,19 @@ pub struct MemoryFetch {
 }
 
 impl MemoryFetch {
-    /// Answers at once with `rtt` 0, else after `rtt` on `timer`.
-    pub fn new(resource: &Resource, rtt: Duration, timer: &Timer) -> Self {
+    /// Answers at once.
+    pub fn new(resource: &Resource) -> Self {
         Self {
             resource: resource.clone(),
-            rtt: (!rtt.is_zero()).then(|| (rtt, timer.clone())),
+            rtt: None,
             fetches: Arc::default(),
         }
+    }
+
+    /// Answers `rtt` after the fetch starts, on `timer` (at once if `rtt` is 0).
+    pub fn with_rtt(mut self, rtt: Duration, timer: &Timer) -> Self {
+        self.rtt = (!rtt.is_zero()).then(|| (rtt, timer.clone()));
+        self
     }
 
     /// The fetch counter, shared with the clones.

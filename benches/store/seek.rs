@@ -117,7 +117,7 @@ impl Contender {
 /// and without a store and with a round trip of `rtt` and of 0.
 pub fn contenders(resource: &Resource, rtt: Duration, timer: &Timer) -> Vec<Contender> {
     let us = rtt.as_micros();
-    let fetch = |rtt| MemoryFetch::new(resource, rtt, timer);
+    let fetch = |rtt| MemoryFetch::new(resource).with_rtt(rtt, timer);
     let cached = |fetch: &MemoryFetch, budget| {
         reader(CachedSource::new(
             fetch.clone(),

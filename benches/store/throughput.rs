@@ -11,7 +11,7 @@ use kithara_stream::exec::block_on;
 use kithara_stream::sources::{CachedSource, Progress, RangeSource, StoreParams};
 use kithara_stream::{Engine, EngineSource, EngineStream, StreamMsg};
 
-use crate::resource::{Check, MemoryFetch, Resource, Timer, cpu_ns, thread_dir};
+use crate::resource::{Check, MemoryFetch, Resource, cpu_ns, thread_dir};
 use crate::{CHUNK, MIB, params};
 
 /// How a contender serves the resource.
@@ -61,7 +61,7 @@ pub struct Run {
 
 /// One pass of `c` over `resource`, checked in full or sampled.
 pub fn run(resource: &Resource, c: &Contender, full: bool) -> Run {
-    let fetch = MemoryFetch::new(resource, Duration::ZERO, &Timer::new());
+    let fetch = MemoryFetch::new(resource);
     let fetches = fetch.fetches();
     let count = || fetches.load(Ordering::Relaxed);
     match c.serve {
