@@ -7,6 +7,9 @@
 //!
 //! - `alloc_peak_*`: streaming 1 GiB through a 256 KiB ring keeps the peak of live heap
 //!   bytes within `capacity + 2 source chunks + FIXED_OVERHEAD`.
+//! - `alloc_store_*`: streaming a 16 MiB resource through a `CachedSource` with a 1 MiB
+//!   budget, then seeking around it, keeps the peak within `budget + capacity +
+//!   STORE_OVERHEAD` (each fetched chunk its own allocation, as a network's are).
 //! - `alloc_steady_*`: once warm, the pass-through path (engine, `Writer::send`) and the
 //!   copying path (`AsyncWrite`) make no allocation per chunk.
 //! - `wakeups_*`: wakeups per delivered chunk stay within twice what was measured (counting
@@ -27,6 +30,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use bytes::Bytes;
 use futures::executor::block_on;
 use futures::{AsyncWriteExt, Stream, StreamExt, future, stream};
+use kithara_stream::sources::{ByteRange, CachedSource, Progress, RangeResponse, StoreParams};
 use kithara_stream::{Engine, EngineSource, OpenResult, StreamMsg, StreamParams, WriterTask, pipe};
 
 const KIB: usize = 1024;
@@ -214,6 +218,187 @@ fn alloc_peak_live_heap_bounded_streaming_1gib() {
         peak as isize - (CAPACITY + CHUNK) as isize
     );
     assert!(peak <= bound, "peak {peak} > bound {bound}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory through the store: `CachedSource` over a resource many times its budget.
+
+const RESOURCE: u64 = 16 << 20;
+const BUDGET: u64 = 1 << 20;
+/// What the engine, the store and the fetches hold beyond the budget and the ring's
+/// capacity. Measured on x86_64, counted from before `CachedSource::new`: streaming only,
+/// the peak is 4 728 B *below* budget + capacity (the ring's bytes are partly the store's);
+/// with the 1000 seeks 40 987 B above it (41 268 B with 20 000 seeks, so it does not grow
+/// with their number): chunks on their way (the ring holds up to its capacity plus one
+/// produced chunk; the reader's item; a fetch's stash), the engine's state (4 320 B, see
+/// `FIXED_OVERHEAD`), the store's map and the fetches' boxes. The bound, 64 KiB, is the
+/// 1000-seek figure plus 24 KiB (a chunk and a half) for other targets and allocators.
+const STORE_OVERHEAD: usize = 64 * KIB;
+
+/// The resource: byte `pos` is `pos % 251`, a cycle that no chunk, piece or ring size lines
+/// up with, so a byte served from the wrong position (by other than a multiple of 251) shows.
+const CYCLE: [u8; 251] = {
+    let mut cycle = [0; 251];
+    let mut i = 0;
+    while i < 251 {
+        cycle[i] = i as u8;
+        i += 1;
+    }
+    cycle
+};
+
+/// Calls `f` with the resource's bytes from `pos` on, in pieces, until `n` bytes were given.
+fn store_bytes(pos: u64, n: usize, mut f: impl FnMut(&[u8])) {
+    let (mut given, mut at) = (0, (pos % 251) as usize);
+    while given < n {
+        let take = (251 - at).min(n - given);
+        f(&CYCLE[at..at + take]);
+        given += take;
+        at = 0;
+    }
+}
+/// The fetch: the range asked, in `CHUNK`-byte chunks from its start, each its own
+/// allocation (`Bytes::from(vec)`, made as the body is polled), as a network client's reads
+/// are. Slices of one big buffer would not do: the store keeps `Bytes` slices, and a slice
+/// keeps its whole allocation alive, so the test would count the whole resource as live (or,
+/// allocated before the counting starts, nothing of it).
+fn store_fetch(range: ByteRange) -> future::Ready<std::io::Result<RangeResponse<LazyChunks>>> {
+    let end = range.end.unwrap_or(RESOURCE).min(RESOURCE);
+    let body = LazyChunks {
+        pos: range.start.min(end),
+        end,
+    };
+    future::ready(Ok(RangeResponse::new(body)
+        .with_total_len(Some(RESOURCE))
+        .with_start(Some(range.start.min(end)))))
+}
+
+/// A fetch's body: each chunk allocated as it is polled.
+struct LazyChunks {
+    pos: u64,
+    end: u64,
+}
+
+impl Stream for LazyChunks {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.pos >= self.end {
+            return Poll::Ready(None);
+        }
+        let n = CHUNK.min((self.end - self.pos) as usize);
+        let mut chunk = Vec::with_capacity(n);
+        store_bytes(self.pos, n, |bytes| chunk.extend_from_slice(bytes));
+        let chunk = Bytes::from(chunk);
+        self.pos += n as u64;
+        Poll::Ready(Some(Ok(chunk)))
+    }
+}
+
+/// Reads `n` bytes of `stream` from `pos` (or to the end), checking every one; returns how
+/// many it read.
+async fn read_checked(
+    stream: &mut kithara_stream::EngineStream<(), Progress, std::io::Error>,
+    pos: u64,
+    n: u64,
+) -> u64 {
+    let mut got = 0;
+    while got < n && pos + got < RESOURCE {
+        match stream.next().await {
+            Some(Ok(StreamMsg::Data(data))) => {
+                // Compared without an allocation, which would count in the peak.
+                let (at, mut rest) = (pos + got, &data[..]);
+                store_bytes(at, data.len(), |expected| {
+                    assert_eq!(&rest[..expected.len()], expected, "bytes at {at}");
+                    rest = &rest[expected.len()..];
+                });
+                got += data.len() as u64;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("stream failed at {}: {e}", pos + got),
+            None => panic!("stream ended at {}", pos + got),
+        }
+    }
+    got
+}
+
+/// Streams the resource through a `CachedSource` of `BUDGET` and a `CAPACITY` ring, then (if
+/// `seeks`) seeks to `seeks` pseudo-random positions (fixed seed) and reads up to 256 KiB
+/// from each; engine and reader on this thread. Returns the peak live heap, counted from
+/// before `CachedSource::new`, and the most the store said it held (its buffer watch, read
+/// after every seek and every 64 KiB).
+fn store_peak(seeks: usize) -> (usize, u64) {
+    start_counting();
+    let source = CachedSource::new(store_fetch, StoreParams::with_budget(BUDGET));
+    let watch = source.buffer_watch();
+    let (engine, handle, mut stream) = Engine::build(source, params());
+    let held = Cell::new(0u64);
+    let observe = || {
+        let level = watch.get();
+        let bytes: u64 = level.ranges.iter().map(|r| r.end - r.start).sum();
+        held.set(held.get().max(bytes));
+    };
+    let consumer = async {
+        let mut at = 0;
+        while at < RESOURCE {
+            at += read_checked(&mut stream, at, 64 * KIB as u64).await;
+            observe();
+        }
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..seeks {
+            // Anywhere, back into what was just read (held), or a little ahead (the
+            // look-ahead, or a forward skip that waits for a fetch in flight).
+            let pos = match next() % 3 {
+                0 => next() % RESOURCE,
+                1 => at.saturating_sub(next() % (768 * KIB as u64)),
+                _ => (at + next() % (512 * KIB as u64)).min(RESOURCE - 1),
+            };
+            let len = next() % (256 * KIB as u64) + 1;
+            handle.seek_bytes(pos).await.unwrap();
+            let read = read_checked(&mut stream, pos, len).await;
+            observe();
+            at = pos + read;
+        }
+        drop((stream, handle));
+    };
+    block_on(future::join(engine.run(), consumer));
+    stop_counting();
+    (peak(), held.get())
+}
+
+#[track_caller]
+fn assert_store_peak(what: &str, (peak, held): (usize, u64)) {
+    let bound = BUDGET as usize + CAPACITY + STORE_OVERHEAD;
+    let beyond = peak as isize - (BUDGET as usize + CAPACITY) as isize;
+    println!(
+        "{what}: peak live heap {peak} B, store held at most {held} B; beyond budget + ring: \
+         {beyond} B; bound {bound} B (budget {BUDGET} + ring {CAPACITY} + {STORE_OVERHEAD})"
+    );
+    assert!(
+        held <= BUDGET,
+        "the store held {held} B, over its budget {BUDGET}"
+    );
+    assert!(
+        peak <= bound,
+        "{what}: peak live heap {peak} B > bound {bound} B (budget {BUDGET} + ring {CAPACITY} \
+         + {STORE_OVERHEAD}); the store held at most {held} B"
+    );
+}
+
+#[test]
+fn alloc_store_peak_streaming_16x_budget() {
+    assert_store_peak("streaming 16 MiB through a 1 MiB store", store_peak(0));
+}
+
+#[test]
+fn alloc_store_peak_random_seeks() {
+    assert_store_peak("16 MiB, 1 MiB store, then 1000 seeks", store_peak(1_000));
 }
 
 // ---------------------------------------------------------------------------------------------
