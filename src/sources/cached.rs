@@ -9,7 +9,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
 use super::fetch::{ByteRange, Fetch, RangeResponse};
@@ -609,8 +609,8 @@ impl<F: Fetch> Shared<F> {
             if !(*at..*at + bytes.len() as u64).contains(&pos) {
                 return None;
             }
-            let bytes = bytes.slice((pos - at) as usize..);
-            fetch.stash = None;
+            let (at, mut bytes) = fetch.stash.take()?;
+            bytes.advance((pos - at) as usize);
             Some(bytes)
         })
     }
@@ -658,16 +658,14 @@ fn deliver<F: Fetch>(
     let at = fetch.pos;
     let end = at + bytes.len() as u64;
     fetch.pos = end;
-    let stored = store.insert(
-        at,
-        bytes.clone(),
-        pos..pos.saturating_add(params.look_ahead),
-    );
+    let stored = store.insert(at, &bytes, pos..pos.saturating_add(params.look_ahead));
     let from = at.max(pos);
     if from < end {
         let missing = store.held_until(from);
         if missing < end {
-            fetch.stash = Some((missing, bytes.slice((missing - at) as usize..)));
+            let mut rest = bytes;
+            rest.advance((missing - at) as usize);
+            fetch.stash = Some((missing, rest));
             return true;
         }
     }

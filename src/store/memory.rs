@@ -28,9 +28,9 @@ const PIECE: usize = 64 * 1024;
 /// use kithara_stream::store::MemoryStore;
 ///
 /// let mut store = MemoryStore::new(8);
-/// assert_eq!(store.insert(0, Bytes::from_static(b"abcd"), 0..4), 4);
+/// assert_eq!(store.insert(0, &Bytes::from_static(b"abcd"), 0..4), 4);
 /// // Reading at 0..12: nothing there may go, so only 4 of the 6 new bytes fit.
-/// assert_eq!(store.insert(10, Bytes::from_static(b"klmnop"), 0..12), 4);
+/// assert_eq!(store.insert(10, &Bytes::from_static(b"klmnop"), 0..12), 4);
 /// assert_eq!(store.ranges(), [0..4, 10..14]);
 /// assert_eq!(store.get(1, 100).as_deref(), Some(&b"bcd"[..]));
 /// assert_eq!(store.held_until(11), 14);
@@ -38,6 +38,9 @@ const PIECE: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     pieces: BTreeMap<u64, Bytes>,
+    /// The held runs, merged: start to end. Kept beside `pieces` so that finding where a
+    /// run ends costs a lookup, not a walk over its pieces.
+    runs: BTreeMap<u64, u64>,
     held: u64,
     budget: u64,
     keep_ends: u64,
@@ -49,6 +52,7 @@ impl MemoryStore {
     pub fn new(budget: u64) -> Self {
         Self {
             pieces: BTreeMap::new(),
+            runs: BTreeMap::new(),
             held: 0,
             budget,
             keep_ends: 0,
@@ -92,47 +96,62 @@ impl MemoryStore {
         Some(bytes.slice(from..bytes.len().min(from.saturating_add(max))))
     }
 
+    /// The held run that contains `pos`.
+    fn run_at(&self, pos: u64) -> Option<(u64, u64)> {
+        let (&start, &end) = self.runs.range(..=pos).next_back()?;
+        (pos < end).then_some((start, end))
+    }
+
     /// The end of the held run that contains `pos`: `pos` itself if it is not held.
     pub fn held_until(&self, pos: u64) -> u64 {
-        let mut end = pos;
-        if let Some((at, bytes)) = self.piece_at(pos) {
-            end = at + bytes.len() as u64;
-            for (&at, bytes) in self.pieces.range(end..) {
-                if at != end {
-                    break;
-                }
-                end += bytes.len() as u64;
-            }
-        }
-        end
+        self.run_at(pos).map_or(pos, |(_, end)| end)
     }
 
     /// The first held byte at or after `pos`, if any.
     pub fn next_held(&self, pos: u64) -> Option<u64> {
-        if self.piece_at(pos).is_some() {
+        if self.run_at(pos).is_some() {
             return Some(pos);
         }
-        self.pieces.range(pos..).next().map(|(&at, _)| at)
+        self.runs.range(pos..).next().map(|(&start, _)| start)
     }
 
     /// The held ranges, merged, in order.
     pub fn ranges(&self) -> Vec<Range<u64>> {
-        let mut ranges: Vec<Range<u64>> = Vec::new();
-        for (&at, bytes) in &self.pieces {
-            let end = at + bytes.len() as u64;
-            match ranges.last_mut() {
-                Some(last) if last.end == at => last.end = end,
-                _ => ranges.push(at..end),
+        self.runs.iter().map(|(&start, &end)| start..end).collect()
+    }
+
+    /// Marks `at..end` (not held before) as held, merging it with the runs it touches.
+    fn add_run(&mut self, at: u64, end: u64) {
+        let mut start = at;
+        if let Some((&left, &left_end)) = self.runs.range(..at).next_back() {
+            if left_end == at {
+                start = left;
             }
         }
-        ranges
+        let end = self.runs.remove(&end).unwrap_or(end);
+        self.runs.insert(start, end);
+    }
+
+    /// Marks `at..end` (held, inside one run) as not held, splitting its run.
+    fn remove_run(&mut self, at: u64, end: u64) {
+        let (start, run_end) = self.run_at(at).expect("a held piece lies in a run");
+        self.runs.remove(&start);
+        if start < at {
+            self.runs.insert(start, at);
+        }
+        if end < run_end {
+            self.runs.insert(end, run_end);
+        }
     }
 
     /// Stores the bytes of `bytes` (the resource's bytes from `pos` on) that are not held
     /// yet, making room as the type's docs say without dropping anything in `protect`.
     /// Returns how many of them were stored: from the first missing byte on, a prefix of
     /// what was missing; 0 if all were held already.
-    pub fn insert(&mut self, pos: u64, bytes: Bytes, protect: Range<u64>) -> u64 {
+    pub fn insert(&mut self, pos: u64, bytes: &Bytes, protect: Range<u64>) -> u64 {
+        if self.budget == 0 {
+            return 0;
+        }
         let mut stored = 0;
         let mut at = pos;
         let end = pos + bytes.len() as u64;
@@ -167,6 +186,9 @@ impl MemoryStore {
                 .insert(at + offset as u64, gap.slice(offset..offset + len));
             offset += len;
         }
+        if room > 0 {
+            self.add_run(at, at + room);
+        }
         self.held += room;
         room
     }
@@ -182,6 +204,7 @@ impl MemoryStore {
                 .min_by_key(|&(_, w)| w);
             let Some((at, _)) = victim else { return };
             let bytes = self.pieces.remove(&at).expect("the victim is held");
+            self.remove_run(at, at + bytes.len() as u64);
             self.held -= bytes.len() as u64;
         }
     }
@@ -233,9 +256,9 @@ mod tests {
     #[test]
     fn insert_skips_what_is_held_and_fills_gaps() {
         let mut store = MemoryStore::new(1_000);
-        assert_eq!(store.insert(10, bytes(10, 10), 0..0), 10);
-        assert_eq!(store.insert(30, bytes(30, 10), 0..0), 10);
-        assert_eq!(store.insert(0, bytes(0, 50), 0..0), 30);
+        assert_eq!(store.insert(10, &bytes(10, 10), 0..0), 10);
+        assert_eq!(store.insert(30, &bytes(30, 10), 0..0), 10);
+        assert_eq!(store.insert(0, &bytes(0, 50), 0..0), 30);
         assert_eq!(store.ranges(), vec![0..50]);
         assert_eq!(store.held_bytes(), 50);
         for pos in 0..50 {
@@ -247,16 +270,16 @@ mod tests {
     #[test]
     fn eviction_drops_the_farthest_first_and_never_the_protected() {
         let mut store = MemoryStore::new(30);
-        store.insert(0, bytes(0, 10), 0..10);
-        store.insert(100, bytes(100, 10), 100..110);
-        store.insert(200, bytes(200, 10), 200..210);
+        store.insert(0, &bytes(0, 10), 0..10);
+        store.insert(100, &bytes(100, 10), 100..110);
+        store.insert(200, &bytes(200, 10), 200..210);
         // Reading near 190: 0..10 is the farthest and goes first.
-        assert_eq!(store.insert(190, bytes(190, 10), 190..200), 10);
+        assert_eq!(store.insert(190, &bytes(190, 10), 190..200), 10);
         assert_eq!(store.ranges(), vec![100..110, 190..210]);
         // Nothing outside the window is worth less than new bytes far away.
-        assert_eq!(store.insert(1_000, bytes(1_000, 10), 190..210), 0);
+        assert_eq!(store.insert(1_000, &bytes(1_000, 10), 190..210), 0);
         // A window covering everything: nothing can go.
-        assert_eq!(store.insert(50, bytes(50, 10), 0..300), 0);
+        assert_eq!(store.insert(50, &bytes(50, 10), 0..300), 0);
         assert_eq!(store.held_bytes(), 30);
     }
 
@@ -264,17 +287,17 @@ mod tests {
     fn head_and_tail_are_kept_over_the_middle() {
         let mut store = MemoryStore::new(30).with_keep_ends(10);
         store.set_len(Some(1_000));
-        store.insert(0, bytes(0, 10), 0..10);
-        store.insert(990, bytes(990, 10), 990..1_000);
-        store.insert(500, bytes(500, 10), 500..510);
-        assert_eq!(store.insert(600, bytes(600, 10), 600..610), 10);
+        store.insert(0, &bytes(0, 10), 0..10);
+        store.insert(990, &bytes(990, 10), 990..1_000);
+        store.insert(500, &bytes(500, 10), 500..510);
+        assert_eq!(store.insert(600, &bytes(600, 10), 600..610), 10);
         assert_eq!(store.ranges(), vec![0..10, 600..610, 990..1_000]);
     }
 
     #[test]
     fn budget_zero_holds_nothing() {
         let mut store = MemoryStore::new(0);
-        assert_eq!(store.insert(0, bytes(0, 10), 0..10), 0);
+        assert_eq!(store.insert(0, &bytes(0, 10), 0..10), 0);
         assert!(store.ranges().is_empty());
         assert_eq!(store.next_held(0), None);
     }
@@ -283,7 +306,7 @@ mod tests {
     fn large_inserts_are_kept_as_pieces() {
         let mut store = MemoryStore::new(1 << 20);
         let big = Bytes::from(vec![7u8; 200 * 1024]);
-        assert_eq!(store.insert(0, big, 0..0), 200 * 1024);
+        assert_eq!(store.insert(0, &big, 0..0), 200 * 1024);
         assert_eq!(store.pieces.len(), 4);
         assert_eq!(store.get(0, usize::MAX).unwrap().len(), PIECE);
         assert_eq!(store.held_until(0), 200 * 1024);
