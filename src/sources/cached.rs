@@ -529,24 +529,7 @@ impl<F: Fetch> Shared<F> {
                 }
             }
         }
-        self.drop_overtaken();
         Ok(progressed)
-    }
-
-    /// Drops a fetch that has run into the bytes another one delivered and the store
-    /// holds: it would only bring them again.
-    fn drop_overtaken(&mut self) {
-        let overtaken = self.fetches.iter().position(|behind| {
-            behind.stash.is_none()
-                && self.store.next_held(behind.pos) == Some(behind.pos)
-                && self
-                    .fetches
-                    .iter()
-                    .any(|ahead| ahead.range.start <= behind.pos && behind.pos < ahead.pos)
-        });
-        if let Some(i) = overtaken {
-            drop(self.fetches.swap_remove(i));
-        }
     }
 
     /// Polls fetch `i` until it waits, storing what it delivers.
@@ -559,9 +542,21 @@ impl<F: Fetch> Shared<F> {
         len: &Arc<AtomicLen>,
     ) -> Drained<F::Error> {
         let Self { store, fetches, .. } = self;
-        let fetch = &mut fetches[i];
+        let (before, rest) = fetches.split_at_mut(i);
+        let (fetch, after) = rest.split_first_mut().expect("fetch i is in flight");
         let mut delivered = false;
         loop {
+            // Run into bytes another fetch delivered and the store holds: it would only
+            // bring them again.
+            let overtaken = fetch.stash.is_none()
+                && store.next_held(fetch.pos) == Some(fetch.pos)
+                && before
+                    .iter()
+                    .chain(after.iter())
+                    .any(|ahead| ahead.range.start <= fetch.pos && fetch.pos < ahead.pos);
+            if overtaken {
+                return Drained::Done;
+            }
             if let Some((at, bytes)) = &fetch.stash {
                 if at + bytes.len() as u64 > pos {
                     return Drained::Waiting { delivered };
