@@ -167,9 +167,11 @@ impl core::fmt::Debug for BufferWatch {
 /// [`MemoryStore`] under a byte budget ([`StoreParams`]).
 ///
 /// - A seek into held bytes is served from the store, at once, without a fetch.
-/// - At the first byte not held, it fetches only the hole: up to the next held byte (a
-///   [`ByteRange`] with an end), and it starts that fetch as soon as the serving position
-///   comes within the look-ahead of the hole, not when the held bytes run out.
+/// - At the first byte not held, it fetches only the hole: up to the next held byte, and
+///   no more than the budget (at least 64 KiB) in one request (a [`ByteRange`] with an
+///   end; with a budget of 0, to the end of the resource). It starts that fetch as soon as
+///   the serving position comes within the look-ahead of the hole, not when the held bytes
+///   run out.
 /// - A seek away from a fetch that is still delivering does not drop it: it goes on filling
 ///   the store while the new position is fetched (at most
 ///   [`max_fetches`](StoreParams::with_max_fetches) in flight; the one farthest from the
@@ -295,7 +297,7 @@ impl<F: Fetch> CachedSource<F> {
             let past_end = total.is_some_and(|total| pos >= total);
             let held = shared.store.next_held(pos) == Some(pos);
             if !past_end && !held && shared.serving(pos, &self.params).is_none() {
-                let range = shared.hole(pos);
+                let range = shared.hole(pos, total);
                 fetch = Some((range, self.fetch.fetch(range)));
             }
         }
@@ -438,6 +440,9 @@ enum Drained<E> {
     Failed(E),
 }
 
+/// The smallest range a fetch asks for when the store's budget is smaller.
+const MIN_SPAN: u64 = 64 << 10;
+
 /// What the writer tasks of one source share: the store and the fetches in flight.
 struct Shared<F: Fetch> {
     store: MemoryStore,
@@ -454,10 +459,20 @@ impl<F: Fetch> Shared<F> {
         self.fetches.iter().position(|f| f.serves(pos, params))
     }
 
-    /// The hole at `pos`: from `pos` to the next held byte.
-    fn hole(&self, pos: u64) -> ByteRange {
-        match self.store.next_held(pos) {
-            Some(next) if next > pos => ByteRange::new(pos, next),
+    /// The hole at `pos`: from `pos` to the next held byte, and no more than the store can
+    /// keep (at least [`MIN_SPAN`]), so that a fetch dropped by a seek has not asked the
+    /// server for more; to the end of the resource with a budget of 0 (nothing is kept).
+    fn hole(&self, pos: u64, total: Option<u64>) -> ByteRange {
+        let budget = self.store.budget();
+        let span = (budget > 0).then(|| pos.saturating_add(budget.max(MIN_SPAN)));
+        let end = match (self.store.next_held(pos), span) {
+            (Some(next), Some(span)) => Some(next.min(span)),
+            (next, span) => next.or(span),
+        };
+        match end {
+            Some(end) if end > pos && total.is_none_or(|total| end < total) => {
+                ByteRange::new(pos, end)
+            }
             _ => ByteRange::from(pos),
         }
     }
@@ -622,7 +637,7 @@ impl<F: Fetch> Shared<F> {
         {
             return;
         }
-        let range = self.hole(hole);
+        let range = self.hole(hole, total);
         self.fetches
             .push(InFlight::opening(range, Box::pin(fetch.fetch(range))));
     }
@@ -704,7 +719,7 @@ impl<F: Fetch> Stream for Served<F> {
                 shared.level(pos, this.params, total);
                 return Poll::Pending;
             }
-            let range = shared.hole(pos);
+            let range = shared.hole(pos, total);
             let opening = InFlight::opening(range, Box::pin(this.fetch.fetch(range)));
             shared.add(opening, pos, this.params);
         }
