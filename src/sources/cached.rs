@@ -168,7 +168,7 @@ impl core::fmt::Debug for BufferWatch {
 ///
 /// - A seek into held bytes is served from the store, at once, without a fetch.
 /// - At the first byte not held, it fetches only the hole: up to the next held byte, and
-///   no more than the budget (at least 64 KiB) in one request (a [`ByteRange`] with an
+///   no more than the budget (at least 256 KiB) in one request (a [`ByteRange`] with an
 ///   end; with a budget of 0, to the end of the resource). It starts that fetch as soon as
 ///   the serving position comes within the look-ahead of the hole, not when the held bytes
 ///   run out.
@@ -441,7 +441,7 @@ enum Drained<E> {
 }
 
 /// The smallest range a fetch asks for when the store's budget is smaller.
-const MIN_SPAN: u64 = 64 << 10;
+const MIN_SPAN: u64 = 256 << 10;
 
 /// What the writer tasks of one source share: the store and the fetches in flight.
 struct Shared<F: Fetch> {

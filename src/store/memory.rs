@@ -196,16 +196,36 @@ impl MemoryStore {
     /// Drops pieces worth less than `worth`, least worth first, until `want` bytes fit.
     fn make_room(&mut self, want: u64, worth: Worth, protect: &Range<u64>) {
         while self.held + want > self.budget {
-            let victim = self
-                .pieces
-                .iter()
-                .map(|(&at, bytes)| (at, self.worth(at..at + bytes.len() as u64, protect)))
-                .filter(|&(_, w)| w < worth)
-                .min_by_key(|&(_, w)| w);
-            let Some((at, _)) = victim else { return };
+            let Some((at, victim)) = self.least_worth(protect) else {
+                return;
+            };
+            if victim >= worth {
+                return;
+            }
             let bytes = self.pieces.remove(&at).expect("the victim is held");
             self.remove_run(at, at + bytes.len() as u64);
             self.held -= bytes.len() as u64;
+        }
+    }
+
+    /// The piece worth least, and its worth. The pieces worth `Near` lie on either side of
+    /// the protected window, between the head and the tail, and the farthest of them is
+    /// the first or the last: the search from each end passes only the head or the tail
+    /// and the window, not every piece.
+    fn least_worth(&self, protect: &Range<u64>) -> Option<(u64, Worth)> {
+        let worth =
+            |(&at, bytes): (&u64, &Bytes)| (at, self.worth(at..at + bytes.len() as u64, protect));
+        let near = |&(_, w): &(u64, Worth)| matches!(w, Worth::Near(_));
+        let first = self.pieces.iter().map(worth).find(near);
+        let last = self.pieces.iter().rev().map(worth).find(near);
+        match (first, last) {
+            (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+            (a, b) => a.or(b).or_else(|| {
+                self.pieces
+                    .iter()
+                    .map(worth)
+                    .find(|&(_, w)| w == Worth::End)
+            }),
         }
     }
 
