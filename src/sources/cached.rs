@@ -210,7 +210,7 @@ impl core::fmt::Debug for BufferWatch {
 /// let counted = fetches.clone();
 /// let fetch = move |range: ByteRange| {
 ///     counted.fetch_add(1, Ordering::SeqCst);
-///     let end = range.end.unwrap_or(100_000) as usize;
+///     let end = range.end.unwrap_or(100_000).min(100_000) as usize;
 ///     let body = data.slice(range.start as usize..end);
 ///     let response = RangeResponse::new(stream::iter([Ok::<_, std::io::Error>(body)]))
 ///         .with_total_len(Some(100_000))
