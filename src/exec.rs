@@ -11,6 +11,7 @@ use core::task::{Context, Poll, Waker};
 use std::sync::Arc;
 use std::task::Wake;
 use std::thread::{self, Thread};
+use std::time::Instant;
 
 struct Unparker(Thread);
 
@@ -30,16 +31,33 @@ std::thread_local! {
 
 /// Calls `poll` until it is ready, parking the thread in between; the waker it passes
 /// unparks this thread.
-pub(crate) fn poll_blocking<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+pub(crate) fn poll_blocking<T>(poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    poll_blocking_until(None, poll).expect("without a deadline the poll is always ready")
+}
+
+/// As [`poll_blocking`], but gives up at `deadline` (`None` once it has passed).
+pub(crate) fn poll_blocking_until<T>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+) -> Option<T> {
     WAKER.with(|waker| {
         let mut cx = Context::from_waker(waker);
         loop {
             if let Poll::Ready(value) = poll(&mut cx) {
-                return value;
+                return Some(value);
             }
             // A wake that came before this park left a token: `park` returns at once.
             // Spurious returns only cost one more poll.
-            thread::park();
+            match deadline {
+                None => thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    thread::park_timeout(deadline - now);
+                }
+            }
         }
     })
 }

@@ -5,7 +5,8 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 use std::io::{self, SeekFrom};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -14,10 +15,11 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncSeek};
 
-use super::{SeekSwitch, SideMsg, Sink, io_error};
+use super::{SeekSwitch, SideMsg, Sink, io_error, timed_out};
 use crate::handle::{EngineHandle, SeekFuture};
 use crate::msg::StreamMsg;
 use crate::reader::Reader;
+use crate::timer::{Sleep, Timer};
 
 /// A futures-io `AsyncRead + AsyncBufRead + AsyncSeek` view of an
 /// [`EngineStream`](crate::EngineStream).
@@ -82,6 +84,39 @@ pub struct AsyncReader<C = (), Ev = (), E = Infallible> {
     /// Behind a mutex only so that the reader is `Sync` (decoders ask for it); it is reached
     /// through `&mut self` with `get_mut`, never locked.
     sink: Mutex<Sink<C, Ev>>,
+    /// Behind a mutex for `Sync` too (the timer's sleep need not be `Sync`), never locked.
+    timeout: Mutex<Option<ReadTimeout>>,
+}
+
+/// The read timeout: how long a call may wait, the timer, and the sleep of the wait in
+/// progress.
+struct ReadTimeout {
+    after: Duration,
+    timer: Arc<dyn Timer>,
+    sleep: Option<Sleep>,
+}
+
+impl ReadTimeout {
+    /// After a poll of a call: `Ready` passes through and ends the wait; `Pending` arms the
+    /// sleep on the first wait and becomes `TimedOut` once it fires.
+    fn check<T>(
+        timeout: &mut Mutex<Option<Self>>,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let timeout = timeout.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let Some(timeout) = timeout else { return poll };
+        if poll.is_ready() {
+            timeout.sleep = None;
+            return poll;
+        }
+        let sleep = timeout
+            .sleep
+            .get_or_insert_with(|| timeout.timer.sleep(timeout.after));
+        ready!(sleep.as_mut().poll(cx));
+        timeout.sleep = None;
+        Poll::Ready(Err(timed_out()))
+    }
 }
 
 /// Where the reader stands. The position fields (`chunk`, `consumed`, `chunk_start`) are
@@ -138,6 +173,7 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
             state: State::Fresh,
             switch: SeekSwitch::new(),
             sink: Mutex::new(Sink::Queue(VecDeque::new())),
+            timeout: Mutex::new(None),
         }
     }
 
@@ -156,6 +192,23 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
     /// Takes the messages queued so far (always empty with a callback).
     ///
     /// Without a callback every message is queued until taken: take them now and then, or
+    /// Gives up waiting after `timeout`, timed by `timer` (see [`Timer`]): a read, a
+    /// `fill_buf` or a seek that waits longer returns `io::ErrorKind::TimedOut`. Nothing is
+    /// lost: a later read goes on where the reader was; an abandoned seek is still applied,
+    /// and the next call waits for it.
+    #[must_use]
+    pub fn with_read_timeout(mut self, timeout: Duration, timer: impl Timer) -> Self {
+        *self
+            .timeout
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = Some(ReadTimeout {
+            after: timeout,
+            timer: Arc::new(timer),
+            sleep: None,
+        });
+        self
+    }
+
     /// set a callback, if the source sends many.
     pub fn take_messages(&mut self) -> Vec<SideMsg<C, Ev>> {
         self.sink
@@ -362,7 +415,8 @@ where
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if !ready!(this.poll_chunk(cx))? {
+        let chunk = this.poll_chunk(cx);
+        if !ready!(ReadTimeout::check(&mut this.timeout, cx, chunk))? {
             return Poll::Ready(Ok(0));
         }
         let available = this.buffer();
@@ -380,7 +434,8 @@ where
     /// The unread part of the current chunk (empty at the end of data); no copy.
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        ready!(this.poll_chunk(cx))?;
+        let chunk = this.poll_chunk(cx);
+        ready!(ReadTimeout::check(&mut this.timeout, cx, chunk))?;
         Poll::Ready(Ok(this.buffer()))
     }
 
@@ -406,7 +461,8 @@ where
     /// `Unsupported` if the seek needs the engine and the reader is not seekable (no handle,
     /// the source cannot seek, or the [`SeekSwitch`] is off), or for `SeekFrom::End` when
     /// the length is unknown; `InvalidInput` for a negative position; the engine's seek
-    /// errors as described at [`io_error`](super::io_error).
+    /// errors as described at [`io_error`](super::io_error); `TimedOut` once the read timeout
+    /// ([`AsyncReader::with_read_timeout`]) passes.
     ///
     /// # Cancel safety
     ///
@@ -419,6 +475,18 @@ where
         pos: SeekFrom,
     ) -> Poll<io::Result<u64>> {
         let this = self.get_mut();
+        let seek = this.poll_seek_untimed(cx, pos);
+        ReadTimeout::check(&mut this.timeout, cx, seek)
+    }
+}
+
+impl<C, Ev, E> AsyncReader<C, Ev, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    /// The seek of `poll_seek`, without the read timeout.
+    fn poll_seek_untimed(&mut self, cx: &mut Context<'_>, pos: SeekFrom) -> Poll<io::Result<u64>> {
+        let this = self;
         if let State::Seeking { asked, target, .. } = &this.state {
             let continues = *asked == pos;
             let target = *target;

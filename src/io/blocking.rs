@@ -3,12 +3,13 @@
 use core::convert::Infallible;
 use core::pin::Pin;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::time::{Duration, Instant};
 
 use alloc::vec::Vec;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncSeek};
 
-use super::{AsyncReader, SeekSwitch, SideMsg};
-use crate::exec::poll_blocking;
+use super::{AsyncReader, SeekSwitch, SideMsg, timed_out};
+use crate::exec::poll_blocking_until;
 use crate::handle::EngineHandle;
 use crate::reader::Reader;
 
@@ -53,6 +54,7 @@ use crate::reader::Reader;
 #[must_use = "readers do nothing unless read"]
 pub struct BlockingReader<C = (), Ev = (), E = Infallible> {
     inner: AsyncReader<C, Ev, E>,
+    timeout: Option<Duration>,
 }
 
 impl<C, Ev, E> BlockingReader<C, Ev, E> {
@@ -60,6 +62,7 @@ impl<C, Ev, E> BlockingReader<C, Ev, E> {
     pub fn new(stream: Reader<C, Ev, E>, handle: EngineHandle<E>) -> Self {
         Self {
             inner: AsyncReader::new(stream, handle),
+            timeout: None,
         }
     }
 
@@ -67,6 +70,7 @@ impl<C, Ev, E> BlockingReader<C, Ev, E> {
     pub fn from_reader(stream: Reader<C, Ev, E>) -> Self {
         Self {
             inner: AsyncReader::from_reader(stream),
+            timeout: None,
         }
     }
 
@@ -76,7 +80,27 @@ impl<C, Ev, E> BlockingReader<C, Ev, E> {
     pub fn on_message(self, callback: impl FnMut(SideMsg<C, Ev>) + Send + 'static) -> Self {
         Self {
             inner: self.inner.on_message(callback),
+            timeout: self.timeout,
         }
+    }
+
+    /// Gives up waiting after `timeout`: a read, a `fill_buf` or a seek that waits longer
+    /// returns `io::ErrorKind::TimedOut` (nothing is lost: a later read goes on where the
+    /// reader was; an abandoned seek is still applied, and the next call waits for it). It
+    /// needs no runtime: the thread parks with a deadline.
+    #[must_use]
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Polls `poll` until it is ready or the read timeout passes.
+    fn wait<T>(
+        timeout: Option<Duration>,
+        poll: impl FnMut(&mut core::task::Context<'_>) -> core::task::Poll<io::Result<T>>,
+    ) -> io::Result<T> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        poll_blocking_until(deadline, poll).unwrap_or_else(|| Err(timed_out()))
     }
 
     /// Takes the messages queued so far (always empty with a callback).
@@ -113,7 +137,10 @@ impl<C, Ev, E> BlockingReader<C, Ev, E> {
 
 impl<C, Ev, E> From<AsyncReader<C, Ev, E>> for BlockingReader<C, Ev, E> {
     fn from(inner: AsyncReader<C, Ev, E>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            timeout: None,
+        }
     }
 }
 
@@ -125,7 +152,7 @@ where
     /// (`Err`, once; then `Ok(0)` until a seek).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let inner = &mut self.inner;
-        poll_blocking(|cx| Pin::new(&mut *inner).poll_read(cx, buf))
+        Self::wait(self.timeout, |cx| Pin::new(&mut *inner).poll_read(cx, buf))
     }
 }
 
@@ -135,7 +162,9 @@ where
 {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         let inner = &mut self.inner;
-        poll_blocking(|cx| Pin::new(&mut *inner).poll_fill_buf(cx).map_ok(<[u8]>::len))?;
+        Self::wait(self.timeout, |cx| {
+            Pin::new(&mut *inner).poll_fill_buf(cx).map_ok(<[u8]>::len)
+        })?;
         Ok(self.inner.buffer())
     }
 
@@ -152,7 +181,7 @@ where
     /// errors. A seek to the current position or within the held chunk returns at once.
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         let inner = &mut self.inner;
-        poll_blocking(|cx| Pin::new(&mut *inner).poll_seek(cx, pos))
+        Self::wait(self.timeout, |cx| Pin::new(&mut *inner).poll_seek(cx, pos))
     }
 
     /// The position of the next byte a read returns, once a seek still in flight (one a
@@ -160,7 +189,7 @@ where
     fn stream_position(&mut self) -> io::Result<u64> {
         let inner = &mut self.inner;
         // A failed seek leaves the reader where it was: the position says so.
-        let _ = poll_blocking(|cx| inner.poll_settled(cx));
+        let _ = Self::wait(self.timeout, |cx| inner.poll_settled(cx).map(Ok))?;
         Ok(self.position())
     }
 }

@@ -129,6 +129,11 @@ where
     io::Error::new(kind, error)
 }
 
+/// The error of a read or seek that waited longer than the reader's timeout.
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "no bytes within the read timeout")
+}
+
 /// The [`StreamError`] inside an `io::Error` that an adapter returned, if there is one.
 ///
 /// ```
