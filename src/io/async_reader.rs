@@ -196,7 +196,6 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
     /// `fill_buf` or a seek that waits longer returns `io::ErrorKind::TimedOut`. Nothing is
     /// lost: a later read goes on where the reader was; an abandoned seek is still applied,
     /// and the next call waits for it.
-    #[must_use]
     pub fn with_read_timeout(mut self, timeout: Duration, timer: impl Timer) -> Self {
         *self
             .timeout

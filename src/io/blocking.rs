@@ -88,7 +88,6 @@ impl<C, Ev, E> BlockingReader<C, Ev, E> {
     /// returns `io::ErrorKind::TimedOut` (nothing is lost: a later read goes on where the
     /// reader was; an abandoned seek is still applied, and the next call waits for it). It
     /// needs no runtime: the thread parks with a deadline.
-    #[must_use]
     pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
