@@ -24,6 +24,8 @@ mod fetch;
 mod http;
 mod live;
 mod range;
+#[cfg(feature = "reqwest")]
+mod reqwest_fetch;
 mod retry;
 
 use core::pin::Pin;
@@ -42,6 +44,9 @@ pub use fetch::{
 pub use http::HttpStatus;
 pub use live::StreamSource;
 pub use range::RangeSource;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use reqwest_fetch::{HttpBody, HttpError, HttpFetch, Validator};
 pub use retry::{Resumed, Retry, RetryEvent, RetryPolicy, Retryable, Retrying, Stalled};
 
 use crate::msg::StreamMsg;

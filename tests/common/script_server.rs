@@ -17,6 +17,8 @@ pub struct Request {
     pub number: usize,
     /// The `Range: bytes=first-[last]` header, if any: `(first, last inclusive)`.
     pub range: Option<(u64, Option<u64>)>,
+    /// The `If-Range` header, if any.
+    pub if_range: Option<String>,
 }
 
 /// What to send back.
@@ -183,6 +185,7 @@ fn serve(
     socket.set_nonblocking(false).unwrap();
     let mut reader = BufReader::new(socket.try_clone().unwrap());
     let mut range = None;
+    let mut if_range = None;
     let mut line = String::new();
     loop {
         line.clear();
@@ -196,11 +199,17 @@ fn serve(
         if let Some((name, value)) = trimmed.split_once(':') {
             if name.eq_ignore_ascii_case("range") {
                 range = parse_range(value.trim());
+            } else if name.eq_ignore_ascii_case("if-range") {
+                if_range = Some(value.trim().to_string());
             }
         }
     }
     let number = count.fetch_add(1, Ordering::SeqCst);
-    let reply = handler(&Request { number, range });
+    let reply = handler(&Request {
+        number,
+        range,
+        if_range,
+    });
     let _ = write_reply(socket, &reply, sent, stop);
 }
 
