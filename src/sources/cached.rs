@@ -19,7 +19,9 @@ use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
 use crate::store::MemoryStore;
-use crate::sync::{Arc, AtomicLen};
+use std::sync::Arc;
+
+use crate::sync::AtomicLen;
 
 /// How a [`CachedSource`] keeps and fetches bytes.
 ///

@@ -12,7 +12,9 @@ use super::{Progress, ProgressWatch, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
-use crate::sync::{Arc, AtomicLen};
+use std::sync::Arc;
+
+use crate::sync::AtomicLen;
 
 /// A seekable [`EngineSource`] over a [`Fetch`]: a closure `fetch(range)` that returns the
 /// resource's bytes from `range.start` on (with an HTTP client, one `Range` request), a file

@@ -16,7 +16,7 @@ use futures_util::TryStreamExt;
 use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse};
 use super::http::HttpStatus;
 use super::retry::{Retry, Retryable, Stalled};
-use crate::sync::Arc;
+use std::sync::Arc;
 
 /// A [`Fetch`] of one URL with reqwest: what a player needs from HTTP, without writing the
 /// closure.

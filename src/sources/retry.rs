@@ -17,7 +17,9 @@ use futures_core::Stream;
 use super::fetch::{ByteRange, Fetch, FetchError, RangeMismatch, RangeResponse};
 use super::http::HttpStatus;
 use super::range::Checked;
-use crate::sync::{Arc, AtomicLen};
+use std::sync::Arc;
+
+use crate::sync::AtomicLen;
 use crate::timer::{Sleep, Timer};
 
 /// Whether an error is worth another try.
