@@ -20,10 +20,14 @@ mod play;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use symphonia::core::io::MediaSource;
+
 /// The fixture served when no resource is given, and the seeks done on it.
 const FIXTURE: &str = "tone-chirp-aac-moov-end.m4a";
 const DEFAULT_SEEKS: [f64; 5] = [4.0, 1.0, 7.5, 0.0, 6.0];
 const PACKETS_AFTER_SEEK: usize = 12;
+/// No byte for this long counts as a stall: the fetch is made again from the byte reached.
+const STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 const USAGE: &str = "usage: player [<URL or path> [--seek SECONDS]... [--cache BYTES] [--trace]]";
 
@@ -112,21 +116,18 @@ async fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Handle::current();
     let (reader, watch) = if is_url {
-        let fetch = play::counted(play::http_fetch(&resource), &counters);
-        play::open(fetch, args.cache, &runtime)
+        let fetch = play::http_fetch(&resource, &counters, play::retry_policy(STALL));
+        let (reader, watch) = play::open(fetch, args.cache, &runtime);
+        (Box::new(reader) as Box<dyn MediaSource>, watch)
     } else {
         let fetch = play::counted(play::file_fetch(PathBuf::from(&resource)), &counters);
-        play::open(fetch, args.cache, &runtime)
+        let (reader, watch) = play::open(fetch, args.cache, &runtime);
+        (Box::new(reader) as Box<dyn MediaSource>, watch)
     };
 
     // The decoder blocks: a blocking thread, never an async task.
     let played = tokio::task::spawn_blocking(move || {
-        play::play(
-            Box::new(reader),
-            extension.as_deref(),
-            &seeks,
-            PACKETS_AFTER_SEEK,
-        )
+        play::play(reader, extension.as_deref(), &seeks, PACKETS_AFTER_SEEK)
     })
     .await
     .expect("the decoder thread");

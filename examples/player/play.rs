@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use kithara_stream::io::{BlockingReader, stream_error};
+use kithara_stream::io::BlockingReader;
 use kithara_stream::sources::{
-    BufferWatch, ByteRange, CachedSource, Fetch, Progress, RangeResponse, ReadFetch, StoreParams,
+    BufferWatch, ByteRange, CachedSource, Fetch, HttpError, HttpFetch, Progress, RangeResponse,
+    ReadFetch, RetryPolicy, Retrying, StoreParams,
 };
-use kithara_stream::{Engine, StreamError, StreamParams};
+use kithara_stream::{Engine, StreamParams};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as DecodeError;
@@ -82,35 +83,29 @@ pub fn counted<F: Fetch>(fetch: F, counters: &Counters) -> impl Fetch<Error = F:
     }
 }
 
-/// HTTP range requests for `url` with reqwest (the recipe of `tests/common/http.rs`).
-pub fn http_fetch(url: &str) -> impl Fetch<Error = io::Error> {
-    let (client, url) = (reqwest::Client::new(), url.to_owned());
-    move |range: ByteRange| {
-        let request = client.get(&url).header("Range", range.header()).send();
-        async move {
-            let response = request
-                .await
-                .and_then(|response| response.error_for_status())
-                .map_err(io::Error::other)?;
-            let header = |name| {
-                response
-                    .headers()
-                    .get(name)?
-                    .to_str()
-                    .ok()
-                    .map(String::from)
-            };
-            let (status, content_range) = (response.status().as_u16(), header("content-range"));
-            let content_length = response.content_length();
-            let body = response.bytes_stream().map_err(io::Error::other);
-            Ok(RangeResponse::http(
-                status,
-                content_range.as_deref(),
-                content_length,
-                body,
-            ))
-        }
-    }
+/// HTTP range requests for `url` with the crate's `HttpFetch` (reqwest), counted by
+/// `counters` and retried as `policy` says: a cut or a stall resumes where it stopped.
+pub fn http_fetch(
+    url: &str,
+    counters: &Counters,
+    policy: RetryPolicy,
+) -> impl Fetch<Error = HttpError> {
+    let fetch = HttpFetch::new(reqwest::Client::new(), url);
+    Retrying::new(counted(fetch, counters), policy)
+}
+
+/// The retry policy of the player: tokio's timer, a stall after `stall` without a byte.
+pub fn retry_policy(stall: Duration) -> RetryPolicy {
+    RetryPolicy::default()
+        .with_stall_timeout(stall)
+        .with_backoff(Duration::from_millis(50), Duration::from_secs(4))
+        .with_timer(tokio::time::sleep)
+        .on_retry(|event| {
+            eprintln!(
+                "reconnecting at byte {} (attempt {}, in {:?}): {}",
+                event.position, event.attempt, event.delay, event.cause
+            )
+        })
 }
 
 /// The file at `path`, opened with tokio for each fetch (futures-io through tokio-util).
@@ -122,16 +117,17 @@ pub fn file_fetch(path: PathBuf) -> impl Fetch<Error = io::Error> {
     })
 }
 
-/// What the decoder reads: the engine's stream of a `CachedSource`.
-pub type Reader = BlockingReader<(), Progress, io::Error>;
-
 /// `fetch` behind a `CachedSource` of `budget` bytes (0: the engine's ring only), its engine
 /// spawned on `runtime`.
-pub fn open<F: Fetch<Error = io::Error>>(
+pub fn open<F>(
     fetch: F,
     budget: u64,
     runtime: &tokio::runtime::Handle,
-) -> (Reader, BufferWatch) {
+) -> (BlockingReader<(), Progress, F::Error>, BufferWatch)
+where
+    F: Fetch,
+    F::Error: std::error::Error + Send + Sync,
+{
     let source = CachedSource::new(fetch, StoreParams::with_budget(budget));
     let watch = source.buffer_watch();
     let params = StreamParams::default().with_buffer_capacity(64 * 1024);
@@ -359,10 +355,11 @@ fn chain(error: &DecodeError) -> String {
     let mut text = error.to_string();
     let mut source = match error {
         // The I/O error of a stream error: the source's own error inside.
-        DecodeError::IoError(e) => match stream_error::<io::Error>(e) {
-            Some(StreamError::Source(inner)) => Some(inner as &dyn std::error::Error),
-            _ => std::error::Error::source(e),
-        },
+        // The I/O error of a stream error: the `StreamError` inside, and the source's own
+        // error inside that.
+        DecodeError::IoError(e) => e
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static)),
         _ => std::error::Error::source(error),
     };
     while let Some(error) = source {
