@@ -71,6 +71,11 @@
 //!   ([`exec::block_on`]) and the ready-made [`sources`]. Without it
 //!   the crate is `#![no_std]` + `alloc` (it builds for `thumbv7em-none-eabihf`).
 //! - `symphonia`: symphonia's `MediaSource` for [`io::BlockingReader`].
+//! - `reqwest`: `sources::HttpFetch`, HTTP range requests with reqwest, checked and classified
+//!   for retries (tokio-bound, as reqwest is).
+//!
+//! The range store ([`store::MemoryStore`]) and the [`timer::Timer`] trait need only `alloc`;
+//! the sources that use them ([`sources::CachedSource`], [`sources::Retrying`]) need `std`.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
