@@ -7,7 +7,15 @@
 //! - [`RangeSource`]: any [`Fetch`], a closure `fetch(range)` that returns the bytes of a
 //!   [`ByteRange`] (an HTTP `Range` request, [`RangeResponse::http`] reads the response):
 //!   seekable, with the total length reported and every response checked against what was
-//!   asked for. The other seekable sources are built on it.
+//!   asked for. [`AsyncReadSource`] is one over a [`ReadFetch`].
+//! - [`CachedSource`]: any [`Fetch`] behind a range store under a byte budget: a seek into
+//!   held bytes makes no request, holes are fetched with an end, fetches in flight survive
+//!   seeks ([`StoreParams`], [`BufferWatch`]).
+//!
+//! And the layers a fetch can wear: [`Retrying`] resumes a fetch at the byte reached after
+//! an error, a stall or a short body, as a [`RetryPolicy`] says (its waits come from the
+//! user's [`Timer`](crate::timer::Timer)); with the `reqwest` feature, `HttpFetch` is the
+//! HTTP fetch, written once.
 //!
 //! Each emits a [`Progress`] event after every chunk and publishes the same progress through
 //! a [`ProgressWatch`], so that a player can draw a buffer bar;
