@@ -30,6 +30,8 @@
 //! - `KITHARA_STORE_SEEKS` (default 2000): seeks per contender.
 //! - `KITHARA_STORE_RTT_US` (default 1000): the simulated round trip of a fetch, in µs.
 //! - `KITHARA_STORE_ONLY` (optional): `seek` or `stream`.
+//! - `KITHARA_STORE_FETCH=copy` (optional): the streaming fetch copies each chunk into an
+//!   allocation of its own, as a network client's reads do, instead of handing out slices.
 //! - `KITHARA_STORE_CONTENDER` (optional): stream only through the contenders whose name
 //!   contains this text (for profiling one; the ratios are then to the first one left).
 

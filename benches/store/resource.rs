@@ -72,6 +72,8 @@ pub struct Body {
     pool: Arc<[Bytes]>,
     pos: u64,
     end: u64,
+    /// Copy each chunk into an allocation of its own, as a network client's reads do.
+    copy: bool,
 }
 
 impl Stream for Body {
@@ -84,7 +86,10 @@ impl Stream for Body {
         let chunk = CHUNK as u64;
         let offset = (self.pos % chunk) as usize;
         let n = (CHUNK - offset).min((self.end - self.pos) as usize);
-        let bytes = self.pool[(self.pos / chunk) as usize % POOL].slice(offset..offset + n);
+        let mut bytes = self.pool[(self.pos / chunk) as usize % POOL].slice(offset..offset + n);
+        if self.copy {
+            bytes = Bytes::copy_from_slice(&bytes);
+        }
         self.pos += n as u64;
         Poll::Ready(Some(Ok(bytes)))
     }
@@ -98,6 +103,7 @@ pub struct MemoryFetch {
     resource: Resource,
     rtt: Option<(Duration, Timer)>,
     fetches: Arc<AtomicUsize>,
+    copy: bool,
 }
 
 impl MemoryFetch {
@@ -107,7 +113,15 @@ impl MemoryFetch {
             resource: resource.clone(),
             rtt: None,
             fetches: Arc::default(),
+            copy: false,
         }
+    }
+
+    /// Copies each chunk into a fresh allocation, as a network client's reads do (each
+    /// `Bytes` then owns its buffer, which the store keeps alive).
+    pub fn copying(mut self, copy: bool) -> Self {
+        self.copy = copy;
+        self
     }
 
     /// Answers `rtt` after the fetch starts, on `timer` (at once if `rtt` is 0).
@@ -137,6 +151,7 @@ impl Fetch for MemoryFetch {
             pool: self.resource.pool.clone(),
             pos: range.start.min(end),
             end,
+            copy: self.copy,
         };
         let response = RangeResponse::new(body)
             .with_total_len(Some(len))

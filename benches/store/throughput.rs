@@ -61,7 +61,8 @@ pub struct Run {
 
 /// One pass of `c` over `resource`, checked in full or sampled.
 pub fn run(resource: &Resource, c: &Contender, full: bool) -> Run {
-    let fetch = MemoryFetch::new(resource);
+    let copy = std::env::var("KITHARA_STORE_FETCH").is_ok_and(|f| f == "copy");
+    let fetch = MemoryFetch::new(resource).copying(copy);
     let fetches = fetch.fetches();
     let count = || fetches.load(Ordering::Relaxed);
     match c.serve {
