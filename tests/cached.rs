@@ -430,3 +430,27 @@ proptest! {
         prop_assert_eq!(result, Ok(()));
     }
 }
+
+/// A resource of unknown length (the fetch reports no total, as a chunked 200 would).
+#[test]
+fn cached_source_reads_a_resource_of_unknown_length_to_its_end() {
+    hang_guard("review_unknown_len", || {
+        let len = 100_000u64;
+        let data = Bytes::from((0..len).map(pattern).collect::<Vec<u8>>());
+        let fetch = move |range: ByteRange| {
+            let end = range.end.unwrap_or(len).min(len) as usize;
+            let body = data.slice((range.start as usize).min(end)..end);
+            let response = RangeResponse::new(futures::stream::iter([Ok::<_, io::Error>(body)]))
+                .with_start(Some(range.start));
+            async move { Ok(response) }
+        };
+        let source = CachedSource::new(fetch, StoreParams::with_budget(1 << 20));
+        let (engine, handle, stream) = Engine::build(source, StreamParams::default());
+        std::thread::spawn(move || block_on(engine.run()));
+        let mut reader = BlockingReader::new(stream, handle);
+        let mut all = Vec::new();
+        let result = reader.read_to_end(&mut all);
+        assert_eq!(all.len() as u64, len);
+        result.expect("a clean end, not an error");
+    });
+}

@@ -11,13 +11,15 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::script_server::{Reply, Request, ScriptServer};
 use common::{hang_guard, pattern};
 use futures::AsyncReadExt;
+use futures::StreamExt;
 use kithara_stream::io::{AsyncReader, BlockingReader, stream_error};
 use kithara_stream::sources::{
-    CachedSource, HttpStatus, Progress, RangeMismatch, RangeSource, RetryEvent, RetryPolicy,
-    Retrying, StoreParams,
+    ByteRange, CachedSource, Fetch, HttpStatus, Progress, RangeMismatch, RangeResponse,
+    RangeSource, RetryEvent, RetryPolicy, Retrying, StoreParams,
 };
 use kithara_stream::{Engine, EngineSource, StreamError, StreamParams};
 
@@ -427,5 +429,46 @@ fn soak_random_cuts_and_stalls() {
         assert_same(&all, &resource);
         assert_eq!(run.server.requests(), faults + 1, "seed {seed}");
         assert_eq!(run.events().len(), faults, "seed {seed}");
+    });
+}
+
+/// Bytes flow all the time, but the server answers a resume with the whole resource (200
+/// from byte 0): skipping the prefix takes longer than the stall timeout.
+#[test]
+fn skipping_a_prefix_that_flows_is_not_a_stall() {
+    hang_guard("review_skip_stall", || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let len = 3_000u64;
+        let fetch = move |_range: ByteRange| {
+            // 100-byte pieces, one every 20 ms, always from byte 0.
+            let body = futures::stream::unfold(0u64, move |at| async move {
+                if at >= len {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let piece: Vec<u8> = (at..at + 100).map(pattern).collect();
+                Some((Ok::<_, io::Error>(Bytes::from(piece)), at + 100))
+            });
+            let response = RangeResponse::new(body)
+                .with_start(Some(0))
+                .with_total_len(Some(len));
+            async move { Ok(response) }
+        };
+        let policy = RetryPolicy::default()
+            .with_attempts(2)
+            .with_backoff(Duration::from_millis(1), Duration::from_millis(2))
+            .with_stall_timeout(Duration::from_millis(150))
+            .with_timer(tokio::time::sleep);
+        let retrying = Retrying::new(fetch, policy);
+        runtime.block_on(async move {
+            let response = retrying.fetch(ByteRange::from(2_000)).await.unwrap();
+            let mut body = Box::pin(response.body);
+            let first = body.next().await.unwrap().expect("bytes, not a stall");
+            assert_eq!(first[0], pattern(2_000));
+        });
     });
 }

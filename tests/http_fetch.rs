@@ -190,3 +190,103 @@ fn a_cut_body_is_resumed() {
         assert_eq!(server.body_bytes(), LEN as u64);
     });
 }
+
+/// A server that answers every request with the whole resource, chunked (no length): a
+/// valid answer to a range request from 0.
+#[test]
+fn a_chunked_whole_resource_reads_to_a_clean_end_through_the_store() {
+    hang_guard("review_chunked_200", || {
+        let resource: Arc<Vec<u8>> = Arc::new((0..100_000u64).map(pattern).collect());
+        let served = resource.clone();
+        let server =
+            ScriptServer::start(move |_| Reply::status(200, served.to_vec(), &[]).chunked());
+        let rt = runtime();
+        let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
+        let source = CachedSource::new(
+            Retrying::new(fetch, policy()),
+            StoreParams::with_budget(1 << 20),
+        );
+        let (engine, handle, stream) = Engine::build(source, StreamParams::default());
+        rt.spawn(engine.run());
+        let mut reader = BlockingReader::new(stream, handle);
+        let mut all = Vec::new();
+        let result = reader.read_to_end(&mut all);
+        assert_eq!(all, *resource);
+        result.expect("a clean end");
+    });
+}
+
+/// A server that evaluates `If-Range` as RFC 9110 13.1.5 says: a weak entity tag never
+/// matches, so the range is ignored and the whole resource comes back (200).
+#[test]
+fn a_weak_etag_is_not_sent_as_if_range() {
+    hang_guard("review_weak_etag", || {
+        let resource: Arc<Vec<u8>> = Arc::new((0..600_000u64).map(pattern).collect());
+        let served = resource.clone();
+        let server = ScriptServer::start(move |request| {
+            let mut reply = match &request.if_range {
+                Some(tag) if tag.starts_with("W/") => Reply::status(200, served.to_vec(), &[]),
+                _ => Reply::range(&served, request),
+            };
+            reply.head.push_str("\r\nETag: W/\"v1\"");
+            reply
+        });
+        let rt = runtime();
+        let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
+        let source = kithara_stream::sources::RangeSource::new(Retrying::new(fetch, policy()));
+        let (engine, handle, stream) = Engine::build(source, StreamParams::default());
+        rt.spawn(engine.run());
+        let mut reader = BlockingReader::new(stream, handle);
+        reader.read_exact(&mut [0; 10]).unwrap();
+        reader
+            .seek(SeekFrom::Start(300_000))
+            .expect("the seek to work");
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, resource[300_000..]);
+    });
+}
+
+/// A server that ignores `Range` (200 with the whole resource, with its length): the
+/// prefetch of the next hole fails with `RangeIgnored`, is dropped silently, and is started
+/// again after every chunk served.
+#[test]
+fn a_failing_prefetch_is_not_restarted_after_every_chunk() {
+    hang_guard("review_prefetch_storm", || {
+        let resource: Arc<Vec<u8>> = Arc::new((0..(3u64 << 20)).map(pattern).collect());
+        let served = resource.clone();
+        let server = ScriptServer::start(move |_| Reply::status(200, served.to_vec(), &[]));
+        let rt = runtime();
+        let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
+        let source = CachedSource::new(
+            Retrying::new(fetch, policy()),
+            StoreParams::with_budget(1 << 20),
+        )
+        // Known from a playlist, say: each hole's fetch then has an end.
+        .with_total_len(3 << 20);
+        let (engine, handle, stream) = Engine::build(
+            source,
+            StreamParams::default()
+                .with_buffer_capacity(64 * 1024)
+                .with_chunk_size(16 * 1024),
+        );
+        rt.spawn(engine.run());
+        let mut reader = BlockingReader::new(stream, handle);
+        let mut all = Vec::new();
+        let mut buf = vec![0; 16 * 1024];
+        let error = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => panic!("end"),
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+                Err(error) => break error,
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert!(
+            matches!(http_error(&error), HttpError::RangeIgnored { .. }),
+            "{error}"
+        );
+        assert!(!all.is_empty());
+        assert!(server.requests() <= 3, "{} requests", server.requests());
+    });
+}

@@ -41,7 +41,8 @@ use crate::timer::{Sleep, Timer};
 /// `select!`). The reader then counts it as in flight: [`position`](Self::position) reports
 /// its target, and the next read or seek waits for it before anything else, so every byte
 /// read sits at the position the reader reported. If such an abandoned seek fails, the
-/// next read or seek returns its error and the reader goes on from where it was before.
+/// next read (or a seek to the same position) returns its error, and the reader goes on
+/// from where it was before; a seek elsewhere starts from there without the error.
 /// Seek only through this reader: a seek through another clone of its handle moves the
 /// stream without the reader knowing.
 ///
@@ -189,13 +190,14 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
         self
     }
 
-    /// Takes the messages queued so far (always empty with a callback).
-    ///
-    /// Without a callback every message is queued until taken: take them now and then, or
     /// Gives up waiting after `timeout`, timed by `timer` (see [`Timer`]): a read, a
     /// `fill_buf` or a seek that waits longer returns `io::ErrorKind::TimedOut`. Nothing is
     /// lost: a later read goes on where the reader was; an abandoned seek is still applied,
     /// and the next call waits for it.
+    ///
+    /// The wait is counted from the first poll that found nothing until something comes
+    /// (or the timeout is returned): a call dropped while it waited (a `select!` that took
+    /// another branch) does not stop that clock, so the next call may time out sooner.
     pub fn with_read_timeout(mut self, timeout: Duration, timer: impl Timer) -> Self {
         *self
             .timeout
@@ -208,6 +210,9 @@ impl<C, Ev, E> AsyncReader<C, Ev, E> {
         self
     }
 
+    /// Takes the messages queued so far (always empty with a callback).
+    ///
+    /// Without a callback every message is queued until taken: take them now and then, or
     /// set a callback, if the source sends many.
     pub fn take_messages(&mut self) -> Vec<SideMsg<C, Ev>> {
         self.sink

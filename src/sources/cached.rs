@@ -251,6 +251,7 @@ impl<F: Fetch> CachedSource<F> {
                 position: 0,
                 ready: false,
                 total: None,
+                failed_at: None,
             })),
             fetch: Arc::new(fetch),
             len: Arc::new(AtomicLen::new()),
@@ -296,6 +297,7 @@ impl<F: Fetch> CachedSource<F> {
         {
             let mut shared = lock(&self.shared);
             shared.position = pos;
+            shared.failed_at = None;
             let past_end = total.is_some_and(|total| pos >= total);
             let held = shared.store.next_held(pos) == Some(pos);
             if !past_end && !held && shared.serving(pos, &self.params).is_none() {
@@ -453,6 +455,9 @@ struct Shared<F: Fetch> {
     position: u64,
     ready: bool,
     total: Option<u64>,
+    /// Where a fetch that did not serve the position failed: not fetched again ahead of
+    /// need; the fetch that reaches it there surfaces its error. Cleared by a seek.
+    failed_at: Option<u64>,
 }
 
 impl<F: Fetch> Shared<F> {
@@ -466,7 +471,9 @@ impl<F: Fetch> Shared<F> {
     /// server for more; to the end of the resource with a budget of 0 (nothing is kept).
     fn hole(&self, pos: u64, total: Option<u64>) -> ByteRange {
         let budget = self.store.budget();
-        let span = (budget > 0).then(|| pos.saturating_add(budget.max(MIN_SPAN)));
+        // Without a known length a span could not tell the resource's end from a cut.
+        let span =
+            (budget > 0 && total.is_some()).then(|| pos.saturating_add(budget.max(MIN_SPAN)));
         let end = match (self.store.next_held(pos), span) {
             (Some(next), Some(span)) => Some(next.min(span)),
             (next, span) => next.or(span),
@@ -537,11 +544,11 @@ impl<F: Fetch> Shared<F> {
                     progressed = true;
                 }
                 Drained::Failed(error) => {
-                    let serving = self.fetches[i].serves(pos, params);
-                    drop(self.fetches.swap_remove(i));
-                    if serving {
+                    let failed = self.fetches.swap_remove(i);
+                    if failed.serves(pos, params) {
                         return Err(error);
                     }
+                    self.failed_at = Some(failed.range.start);
                     progressed = true;
                 }
             }
@@ -633,6 +640,7 @@ impl<F: Fetch> Shared<F> {
         let hole = self.store.held_until(pos);
         let within = hole < pos.saturating_add(params.look_ahead - params.skip());
         if !within
+            || self.failed_at == Some(hole)
             || total.is_some_and(|total| hole >= total)
             || self.fetches.len() >= params.max_fetches
             || self.serving(hole, params).is_some()

@@ -210,6 +210,8 @@ pin_project_lite::pin_project! {
         // The resource's length, if known: where the body must end.
         end: Option<u64>,
         len: Arc<AtomicLen>,
+        // Bytes the body delivered, skipped ones included: progress a stall timer can see.
+        received: u64,
     }
 }
 
@@ -242,7 +244,13 @@ impl<B> Checked<B> {
             skip,
             end,
             len,
+            received: 0,
         })
+    }
+
+    /// The bytes the body delivered so far, skipped ones included.
+    pub(super) fn received(&self) -> u64 {
+        self.received
     }
 
     /// Where the body must end, if known.
@@ -258,6 +266,7 @@ impl<B> Checked<B> {
             skip: 0,
             end: None,
             len,
+            received: 0,
         }
     }
 }
@@ -298,6 +307,7 @@ where
                     });
                 }
             };
+            *this.received += bytes.len() as u64;
             let skipped = (*this.skip).min(bytes.len() as u64);
             bytes.advance(skipped as usize);
             *this.skip -= skipped;

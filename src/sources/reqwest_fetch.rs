@@ -26,9 +26,9 @@ use std::sync::Arc;
 ///   (the whole resource) is taken only for a range from byte 0: a server that ignores
 ///   `Range` for a later start fails with [`HttpError::RangeIgnored`].
 /// - The length comes from `Content-Range` (or a `200`'s `Content-Length`). The validator
-///   (the `ETag`, else `Last-Modified`) of the first response is sent as `If-Range` with
-///   every later request and compared with each response's: a resource that changed fails
-///   with [`HttpError::Changed`], never mixing bytes of two versions.
+///   (the `ETag`, else `Last-Modified`) of the first response is compared with each later
+///   response's: a resource that changed fails with [`HttpError::Changed`], never mixing
+///   bytes of two versions. A strong `ETag` is also sent as `If-Range`.
 /// - A status that is not a success is an [`HttpError::Status`]; [`Retryable`] retries 408,
 ///   425, 429 (after its `Retry-After`) and 5xx, and transport errors (resets, timeouts,
 ///   a body cut short), and surfaces the rest at once.
@@ -56,14 +56,6 @@ pub enum Validator {
     ETag(String),
     /// The `Last-Modified` header's value.
     LastModified(String),
-}
-
-impl Validator {
-    fn header(&self) -> &str {
-        match self {
-            Self::ETag(value) | Self::LastModified(value) => value,
-        }
-    }
 }
 
 impl HttpFetch {
@@ -97,8 +89,12 @@ impl Fetch for HttpFetch {
     ) -> impl Future<Output = Result<RangeResponse<HttpBody>, HttpError>> + Send + 'static {
         let known = self.validator();
         let mut request = self.client.get(&self.url).header("Range", range.header());
-        if let Some(validator) = &known {
-            request = request.header("If-Range", validator.header());
+        // A weak entity tag never matches `If-Range` (RFC 9110, 13.1.5): send only a strong
+        // one; the validator of every response is compared all the same.
+        if let Some(Validator::ETag(tag)) = &known {
+            if !tag.starts_with("W/") {
+                request = request.header("If-Range", tag.as_str());
+            }
         }
         let sent = request.send();
         let learned = self.validator.clone();

@@ -363,6 +363,7 @@ where
             end: range.end,
             attempt: 0,
             stall: None,
+            received: 0,
             state: State::Opening(Box::pin(self.inner.fetch(range))),
         });
         futures_util::future::poll_fn(move |cx| {
@@ -406,6 +407,8 @@ pub struct Resumed<F: Fetch> {
     attempt: u32,
     /// The stall timer, armed while waiting for a byte or a response.
     stall: Option<Sleep>,
+    /// What the body had received when the stall timer was armed.
+    received: u64,
     state: State<F>,
 }
 
@@ -452,7 +455,10 @@ where
                         Checked::new(response, range, self.len.clone()).map_err(Into::into)
                     });
                     match checked {
-                        Ok(body) => self.state = State::Streaming(Box::pin(body)),
+                        Ok(body) => {
+                            self.received = 0;
+                            self.state = State::Streaming(Box::pin(body));
+                        }
                         Err(error) => self.fail(error)?,
                     }
                 }
@@ -544,6 +550,11 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
+                    // Bytes that came but were skipped are progress too.
+                    if body.received() != this.received {
+                        this.received = body.received();
+                        this.stall = None;
+                    }
                     if let Err(error) = ready!(this.poll_stall(cx)) {
                         return Poll::Ready(Some(Err(error)));
                     }
