@@ -15,7 +15,9 @@ use common::{hang_guard, pattern};
 use futures::Stream;
 use kithara_stream::exec::block_on;
 use kithara_stream::io::BlockingReader;
-use kithara_stream::sources::{ByteRange, CachedSource, Progress, RangeResponse, StoreParams};
+use kithara_stream::sources::{
+    BufferWatch, ByteRange, CachedSource, Progress, RangeResponse, StoreParams,
+};
 use kithara_stream::{Engine, StreamParams};
 use proptest::prelude::*;
 
@@ -115,10 +117,17 @@ fn params() -> StreamParams {
 type Reader = BlockingReader<(), Progress, io::Error>;
 
 fn start(resource: &Resource, store: StoreParams) -> Reader {
+    start_watched(resource, store).0
+}
+
+/// The reader over a `CachedSource` of `resource`, its engine on a thread, and the source's
+/// buffer watch.
+fn start_watched(resource: &Resource, store: StoreParams) -> (Reader, BufferWatch) {
     let source = CachedSource::new(resource.fetch(), store);
+    let watch = source.buffer_watch();
     let (engine, handle, stream) = Engine::build(source, params());
     std::thread::spawn(move || block_on(engine.run()));
-    BlockingReader::new(stream, handle)
+    (BlockingReader::new(stream, handle), watch)
 }
 
 fn read_n(reader: &mut Reader, n: usize) -> Vec<u8> {
@@ -282,11 +291,7 @@ fn budget_zero_holds_nothing_and_seeks_back_fetch_again() {
     hang_guard("cached_zero", || {
         let len = 200_000;
         let resource = Resource::new(len, 8_192);
-        let source = CachedSource::new(resource.fetch(), StoreParams::with_budget(0));
-        let watch = source.buffer_watch();
-        let (engine, handle, stream) = Engine::build(source, params());
-        std::thread::spawn(move || block_on(engine.run()));
-        let mut reader = BlockingReader::new(stream, handle);
+        let (mut reader, watch) = start_watched(&resource, StoreParams::with_budget(0));
         let mut all = Vec::new();
         reader.read_to_end(&mut all).unwrap();
         assert_eq!(all, expected(0, len as usize, len));
@@ -302,11 +307,7 @@ fn the_buffer_watch_shows_what_is_held() {
     hang_guard("cached_watch", || {
         let len = 500_000;
         let resource = Resource::new(len, 8_192);
-        let source = CachedSource::new(resource.fetch(), StoreParams::with_budget(1 << 20));
-        let watch = source.buffer_watch();
-        let (engine, handle, stream) = Engine::build(source, params());
-        std::thread::spawn(move || block_on(engine.run()));
-        let mut reader = BlockingReader::new(stream, handle);
+        let (mut reader, watch) = start_watched(&resource, StoreParams::with_budget(1 << 20));
         let mut all = Vec::new();
         reader.read_to_end(&mut all).unwrap();
         let level = watch.get();
@@ -325,11 +326,7 @@ fn the_held_bytes_never_exceed_the_budget() {
         let len = 1_000_000;
         let resource = Resource::new(len, 8_192);
         let budget = 100_000;
-        let source = CachedSource::new(resource.fetch(), StoreParams::with_budget(budget));
-        let watch = source.buffer_watch();
-        let (engine, handle, stream) = Engine::build(source, params());
-        std::thread::spawn(move || block_on(engine.run()));
-        let mut reader = BlockingReader::new(stream, handle);
+        let (mut reader, watch) = start_watched(&resource, StoreParams::with_budget(budget));
         let mut pos = 0;
         while pos < len {
             let got = read_n(&mut reader, 50_000);

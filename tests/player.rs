@@ -241,21 +241,27 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
+/// The fixture `name`, and its decode from memory: the reference.
+fn fixture(name: &str) -> (Arc<Vec<u8>>, Playback) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let data = Arc::new(std::fs::read(&path).expect("read the fixture"));
+    let reference = play::play(
+        Box::new(Cursor::new(data.to_vec())),
+        extension(name),
+        &SEEKS,
+        AFTER_SEEK,
+    )
+    .unwrap_or_else(|e| panic!("{name} from memory: {e}"));
+    (data, reference)
+}
+
 /// The whole check of one fixture at every budget.
 fn check(name: &'static str) {
     hang_guard(name, move || {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let data = Arc::new(std::fs::read(&path).expect("read the fixture"));
+        let (data, reference) = fixture(name);
         let len = data.len() as u64;
-        let reference = play::play(
-            Box::new(Cursor::new(data.to_vec())),
-            extension(name),
-            &SEEKS,
-            AFTER_SEEK,
-        )
-        .unwrap_or_else(|e| panic!("{name} from memory: {e}"));
         check_reference(name, &reference);
 
         let runtime = Runtime::new();
@@ -347,18 +353,8 @@ fn alac_mp4() {
 fn plays_through_a_cut_and_a_stall() {
     let name = "tone-chirp.flac";
     hang_guard("player_faults", move || {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let data = Arc::new(std::fs::read(&path).expect("read the fixture"));
+        let (data, reference) = fixture(name);
         let len = data.len() as u64;
-        let reference = play::play(
-            Box::new(Cursor::new(data.to_vec())),
-            extension(name),
-            &SEEKS,
-            AFTER_SEEK,
-        )
-        .unwrap_or_else(|e| panic!("{name} from memory: {e}"));
         let served = data.clone();
         let server = ScriptServer::start(move |request| {
             let reply = Reply::range(&served, request);
