@@ -634,10 +634,17 @@ impl<F: Fetch> Shared<F> {
         })
     }
 
-    /// Starts fetching the first hole after `pos` if it lies within the look-ahead, no
-    /// fetch serves it and a fetch may be added without dropping another.
-    fn prefetch(&mut self, pos: u64, fetch: &F, params: &StoreParams, total: Option<u64>) {
-        let hole = self.store.held_until(pos);
+    /// Starts fetching the first hole after `pos` (`hole`, where the held run at `pos`
+    /// ends) if it lies within the look-ahead, no fetch serves it and a fetch may be added
+    /// without dropping another.
+    fn prefetch(
+        &mut self,
+        pos: u64,
+        hole: u64,
+        fetch: &F,
+        params: &StoreParams,
+        total: Option<u64>,
+    ) {
         let within = hole < pos.saturating_add(params.look_ahead - params.skip());
         if !within
             || self.failed_at == Some(hole)
@@ -652,11 +659,12 @@ impl<F: Fetch> Shared<F> {
             .push(InFlight::opening(range, Box::pin(fetch.fetch(range))));
     }
 
-    /// Publishes the level at `pos` for the buffer watch.
-    fn level(&mut self, pos: u64, params: &StoreParams, total: Option<u64>) {
+    /// Publishes the level at `pos`, whose held run ends at `held_until`, for the buffer
+    /// watch.
+    fn level(&mut self, pos: u64, held_until: u64, params: &StoreParams, total: Option<u64>) {
         self.position = pos;
         self.total = total;
-        let ahead = self.store.held_until(pos) - pos;
+        let ahead = held_until - pos;
         if ahead >= params.high_water || total.is_some_and(|total| pos + ahead >= total) {
             self.ready = true;
         } else if ahead < params.low_water {
@@ -713,20 +721,24 @@ impl<F: Fetch> Stream for Served<F> {
             let total = this.len.load();
             if let Some(bytes) = shared.take(pos) {
                 *this.pos += bytes.len() as u64;
-                shared.prefetch(*this.pos, this.fetch, this.params, total);
-                shared.level(*this.pos, this.params, total);
+                // One lookup of the held run serves the prefetch and the level.
+                let held_until = shared.store.held_until(*this.pos);
+                shared.prefetch(*this.pos, held_until, this.fetch, this.params, total);
+                shared.level(*this.pos, held_until, this.params, total);
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if total.is_some_and(|total| pos >= total) {
                 *this.done = true;
-                shared.level(pos, this.params, total);
+                let held_until = shared.store.held_until(pos);
+                shared.level(pos, held_until, this.params, total);
                 return Poll::Ready(None);
             }
             if shared.serving(pos, this.params).is_some() {
                 if progressed {
                     continue;
                 }
-                shared.level(pos, this.params, total);
+                let held_until = shared.store.held_until(pos);
+                shared.level(pos, held_until, this.params, total);
                 return Poll::Pending;
             }
             let range = shared.hole(pos, total);
