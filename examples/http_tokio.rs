@@ -1,6 +1,6 @@
-//! A player's download on tokio: reqwest with Range requests through a `RangeSource`, the
-//! engine spawned on tokio, symphonia decoding on a blocking thread, with the playing
-//! position and a buffer bar. It serves a generated WAV on 127.0.0.1 itself (axum +
+//! A player's download on tokio: `HttpFetch` (reqwest) behind `Retrying` through a
+//! `RangeSource`, the engine spawned on tokio, symphonia decoding on a blocking thread, with
+//! the playing position and a buffer bar. It serves a generated WAV on 127.0.0.1 itself (axum +
 //! tower-http's `ServeFile`), or plays the WAV at the URL given.
 //!
 //! ```text
@@ -11,10 +11,10 @@
 mod wav;
 
 use std::io;
+use std::time::Duration;
 
-use futures::TryStreamExt;
 use kithara_stream::io::BlockingReader;
-use kithara_stream::sources::{ByteRange, HttpStatus, RangeResponse, RangeSource};
+use kithara_stream::sources::{HttpFetch, RangeSource, RetryPolicy, Retrying};
 use kithara_stream::{Engine, StreamParams};
 use symphonia::core::codecs::DecoderOptions;
 use symphonia::core::errors::Error as DecodeError;
@@ -34,42 +34,15 @@ async fn main() {
     };
     println!("playing {url}");
 
-    // Any HTTP client with Range requests becomes a seekable source in a few lines.
-    let client = reqwest::Client::new();
-    let fetch_url = url.clone();
-    let source = RangeSource::new(move |range: ByteRange| {
-        let request = client
-            .get(&fetch_url)
-            .header("Range", range.header())
-            .send();
-        async move {
-            let response = request.await.map_err(io::Error::other)?;
-            let header = |name| {
-                response
-                    .headers()
-                    .get(name)?
-                    .to_str()
-                    .ok()
-                    .map(String::from)
-            };
-            let status = response.status().as_u16();
-            // A 404 becomes `NotFound`, a 503 a retryable error (with its `Retry-After`).
-            if let Some(error) = HttpStatus::check(status, header("retry-after").as_deref()) {
-                return Err(error.into());
-            }
-            let content_range = header("content-range");
-            let content_length = response.content_length();
-            let body = response.bytes_stream().map_err(io::Error::other);
-            // The library checks the part against the range asked for: where it starts, the
-            // total it reports (`Content-Length` only for a whole `200`), where it ends.
-            Ok(RangeResponse::http(
-                status,
-                content_range.as_deref(),
-                content_length,
-                body,
-            ))
-        }
-    });
+    // The ready-made HTTP fetch (the `reqwest` feature) behind the retry layer: a cut or a
+    // stall resumes at the byte reached. Any other client becomes a fetch through a closure
+    // of a `ByteRange` (see `RangeSource`'s docs).
+    let fetch = HttpFetch::new(reqwest::Client::new(), url.clone());
+    let policy = RetryPolicy::default()
+        .with_stall_timeout(Duration::from_secs(5))
+        .with_timer(tokio::time::sleep)
+        .on_retry(|event| eprintln!("reconnecting at byte {}: {}", event.position, event.cause));
+    let source = RangeSource::new(Retrying::new(fetch, policy));
     let watch = source.progress_watch();
     let (engine, handle, stream) = Engine::build(
         source,
