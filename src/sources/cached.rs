@@ -12,13 +12,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
-use super::fetch::{ByteRange, Fetch, RangeResponse};
+use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse};
 use super::range::Checked;
 use super::{Progress, ProgressWatch, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, Store};
 use std::sync::Arc;
 
 use crate::sync::AtomicLen;
@@ -232,8 +232,8 @@ impl core::fmt::Debug for BufferWatch {
 /// assert_eq!(all, again);
 /// assert_eq!(fetches.load(Ordering::SeqCst), 1);
 /// ```
-pub struct CachedSource<F: Fetch> {
-    shared: Arc<Mutex<Shared<F>>>,
+pub struct CachedSource<F: Fetch, S: Store = MemoryStore> {
+    shared: Arc<Mutex<Shared<F, S>>>,
     fetch: Arc<F>,
     len: Arc<AtomicLen>,
     watch: ProgressWatch,
@@ -241,20 +241,39 @@ pub struct CachedSource<F: Fetch> {
 }
 
 impl<F: Fetch> CachedSource<F> {
-    /// A source that fetches through `fetch` and keeps what it fetched as `params` say.
+    /// A source that fetches through `fetch` and keeps what it fetched in memory, as
+    /// `params` say.
     pub fn new(fetch: F, params: StoreParams) -> Self {
         let store = MemoryStore::new(params.budget).with_keep_ends(params.keep_ends);
+        Self::with_store(fetch, store, params)
+    }
+}
+
+impl<F: Fetch, S: Store> CachedSource<F, S> {
+    /// A source that fetches through `fetch` and keeps what it fetched in `store` (a
+    /// `DiskStore`, say), which has its own budget: `params`' budget and kept ends are
+    /// not used.
+    ///
+    /// What the store already holds is served without a fetch, and a length it knows is
+    /// the stream's length from the start. A response of another version of the resource
+    /// than the one held ([`Store::admit`]) makes the store drop what it held and fails
+    /// with [`RangeMismatch::Changed`](super::RangeMismatch::Changed) if any of it was
+    /// served; a new attempt starts over on the new version.
+    pub fn with_store(fetch: F, store: S, params: StoreParams) -> Self {
+        let len = AtomicLen::new();
+        len.store(store.len());
         Self {
             shared: Arc::new(Mutex::new(Shared {
                 store,
                 fetches: Vec::new(),
+                version: Version::default(),
                 position: 0,
                 ready: false,
                 total: None,
                 failed_at: None,
             })),
             fetch: Arc::new(fetch),
-            len: Arc::new(AtomicLen::new()),
+            len: Arc::new(len),
             watch: ProgressWatch::default(),
             params,
         }
@@ -322,9 +341,13 @@ impl<F: Fetch> CachedSource<F> {
         async move {
             if let Some((range, fetch)) = fetch {
                 let response = fetch.await.map_err(StreamError::Source)?;
+                let mut shared = lock(&shared);
+                let epoch = shared
+                    .admit(&response, &len)
+                    .map_err(|mismatch| StreamError::Source(mismatch.into()))?;
                 let body = Checked::new(response, range, len.clone())
                     .map_err(|mismatch| StreamError::Source(mismatch.into()))?;
-                lock(&shared).add(InFlight::streaming(range, body), pos, &params);
+                shared.add(InFlight::streaming(range, body, epoch), pos, &params);
             }
             let total = len.load();
             Ok((
@@ -335,7 +358,7 @@ impl<F: Fetch> CachedSource<F> {
     }
 }
 
-impl<F: Fetch> core::fmt::Debug for CachedSource<F> {
+impl<F: Fetch, S: Store> core::fmt::Debug for CachedSource<F, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("CachedSource")
             .field("params", &self.params)
@@ -344,7 +367,7 @@ impl<F: Fetch> core::fmt::Debug for CachedSource<F> {
     }
 }
 
-impl<F: Fetch> EngineSource for CachedSource<F> {
+impl<F: Fetch, S: Store> EngineSource for CachedSource<F, S> {
     type Error = F::Error;
     type Control = ();
     type Event = Progress;
@@ -398,15 +421,18 @@ struct InFlight<F: Fetch> {
     /// Bytes it delivered at or past the position served that the store had no room for,
     /// and their offset: passed on from here, and the fetch pauses until they are.
     stash: Option<(u64, Bytes)>,
+    /// The [`Version::epoch`] its response was admitted in.
+    epoch: u64,
     state: Fetching<F>,
 }
 
 impl<F: Fetch> InFlight<F> {
-    fn streaming(range: ByteRange, body: Checked<F::Body>) -> Self {
+    fn streaming(range: ByteRange, body: Checked<F::Body>, epoch: u64) -> Self {
         Self {
             range,
             pos: range.start,
             stash: None,
+            epoch,
             state: Fetching::Streaming(Box::pin(body)),
         }
     }
@@ -416,6 +442,7 @@ impl<F: Fetch> InFlight<F> {
             range,
             pos: range.start,
             stash: None,
+            epoch: 0,
             state: Fetching::Opening(fetch),
         }
     }
@@ -447,10 +474,42 @@ enum Drained<E> {
 /// The smallest range a fetch asks for when the store's budget is smaller.
 const MIN_SPAN: u64 = 256 << 10;
 
+/// Which version of the resource a source's bytes are of.
+#[derive(Debug, Default)]
+struct Version {
+    /// Counts the changes of version: a fetch admitted in an earlier epoch brings stale
+    /// bytes and is dropped.
+    epoch: u64,
+    /// Whether the source has passed any byte on.
+    served: bool,
+}
+
+impl Version {
+    /// Admits `response` into `store`: the epoch its bytes belong to, or
+    /// [`RangeMismatch::Changed`] if it is of another version than bytes already passed on.
+    fn admit<S: Store, B>(
+        &mut self,
+        store: &mut S,
+        response: &RangeResponse<B>,
+        len: &AtomicLen,
+    ) -> Result<u64, RangeMismatch> {
+        if store.admit(response.validator.as_ref(), response.total_len) {
+            if self.served {
+                return Err(RangeMismatch::Changed);
+            }
+            // Nothing was passed on yet: start over on the new version.
+            self.epoch += 1;
+            len.store(response.total_len);
+        }
+        Ok(self.epoch)
+    }
+}
+
 /// What the writer tasks of one source share: the store and the fetches in flight.
-struct Shared<F: Fetch> {
-    store: MemoryStore,
+struct Shared<F: Fetch, S> {
+    store: S,
     fetches: Vec<InFlight<F>>,
+    version: Version,
     /// The position the current writer task serves next.
     position: u64,
     ready: bool,
@@ -460,7 +519,7 @@ struct Shared<F: Fetch> {
     failed_at: Option<u64>,
 }
 
-impl<F: Fetch> Shared<F> {
+impl<F: Fetch, S: Store> Shared<F, S> {
     /// The index of a fetch in flight that will deliver `pos`.
     fn serving(&self, pos: u64, params: &StoreParams) -> Option<usize> {
         self.fetches.iter().position(|f| f.serves(pos, params))
@@ -486,6 +545,15 @@ impl<F: Fetch> Shared<F> {
         }
     }
 
+    /// Admits `response` (see [`Version::admit`]).
+    fn admit<B>(
+        &mut self,
+        response: &RangeResponse<B>,
+        len: &AtomicLen,
+    ) -> Result<u64, RangeMismatch> {
+        self.version.admit(&mut self.store, response, len)
+    }
+
     /// Adds a fetch; if there are too many, drops the one farthest from `pos` that does not
     /// serve it.
     fn add(&mut self, fetch: InFlight<F>, pos: u64, params: &StoreParams) {
@@ -509,8 +577,8 @@ impl<F: Fetch> Shared<F> {
 pin_project_lite::pin_project! {
     /// The bytes of a [`CachedSource`] from one position on: from the store where it holds
     /// them, from the fetches in flight where it does not.
-    struct Served<F: Fetch> {
-        shared: Arc<Mutex<Shared<F>>>,
+    struct Served<F: Fetch, S> {
+        shared: Arc<Mutex<Shared<F, S>>>,
         fetch: Arc<F>,
         len: Arc<AtomicLen>,
         params: StoreParams,
@@ -520,7 +588,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F: Fetch> Shared<F> {
+impl<F: Fetch, S: Store> Shared<F, S> {
     /// Drains every fetch in flight as far as it goes. Whether any delivered or ended, or
     /// the error of the one serving `pos`.
     fn pump(
@@ -565,11 +633,20 @@ impl<F: Fetch> Shared<F> {
         params: &StoreParams,
         len: &Arc<AtomicLen>,
     ) -> Drained<F::Error> {
-        let Self { store, fetches, .. } = self;
+        let Self {
+            store,
+            fetches,
+            version,
+            ..
+        } = self;
         let (before, rest) = fetches.split_at_mut(i);
         let (fetch, after) = rest.split_first_mut().expect("fetch i is in flight");
         let mut delivered = false;
         loop {
+            // Admitted before the version changed: its bytes are stale.
+            if matches!(fetch.state, Fetching::Streaming(_)) && fetch.epoch != version.epoch {
+                return Drained::Done;
+            }
             // Run into bytes another fetch delivered and the store holds: it would only
             // bring them again.
             let overtaken = fetch.stash.is_none()
@@ -595,6 +672,10 @@ impl<F: Fetch> Shared<F> {
                     Poll::Pending => return Drained::Waiting { delivered },
                     Poll::Ready(Err(error)) => return Drained::Failed(error),
                     Poll::Ready(Ok(response)) => {
+                        match version.admit(store, &response, len) {
+                            Ok(epoch) => fetch.epoch = epoch,
+                            Err(changed) => return Drained::Failed(changed.into()),
+                        }
                         match Checked::new(response, fetch.range, len.clone()) {
                             Ok(body) => fetch.state = Fetching::Streaming(Box::pin(body)),
                             Err(mismatch) => return Drained::Failed(mismatch.into()),
@@ -676,8 +757,8 @@ impl<F: Fetch> Shared<F> {
 /// Stores `bytes`, which `fetch` delivered at its position; stashes what is at or past
 /// `pos` and did not fit. Whether any of it was of use (stored, or still to pass on): a
 /// fetch that only brings what is held already, or what cannot be kept, is of no use.
-fn deliver<F: Fetch>(
-    store: &mut MemoryStore,
+fn deliver<F: Fetch, S: Store>(
+    store: &mut S,
     fetch: &mut InFlight<F>,
     bytes: Bytes,
     pos: u64,
@@ -700,7 +781,7 @@ fn deliver<F: Fetch>(
     stored > 0
 }
 
-impl<F: Fetch> Stream for Served<F> {
+impl<F: Fetch, S: Store> Stream for Served<F, S> {
     type Item = Result<Bytes, F::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -721,6 +802,7 @@ impl<F: Fetch> Stream for Served<F> {
             let total = this.len.load();
             if let Some(bytes) = shared.take(pos) {
                 *this.pos += bytes.len() as u64;
+                shared.version.served = true;
                 // One lookup of the held run serves the prefetch and the level.
                 let held_until = shared.store.held_until(*this.pos);
                 shared.prefetch(*this.pos, held_until, this.fetch, this.params, total);

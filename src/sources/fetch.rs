@@ -9,6 +9,8 @@ use alloc::string::String;
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::store::Validator;
+
 /// The bytes of a resource to fetch: from `start` up to `end` (exclusive), or to the end of
 /// the resource when `end` is `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,6 +87,10 @@ pub struct RangeResponse<S> {
     /// asked for (a server that ignored the range) is skipped forward to it; one that starts
     /// after it is refused ([`RangeMismatch::WrongStart`]); `None` trusts the fetch.
     pub start: Option<u64>,
+    /// The version of the resource the body is of, if the response says (an HTTP `ETag`
+    /// or `Last-Modified`): a source that fetches again compares it, and a store keeps it,
+    /// so that bytes of two versions never meet ([`RangeMismatch::Changed`]).
+    pub validator: Option<Validator>,
 }
 
 impl<S> RangeResponse<S> {
@@ -94,6 +100,7 @@ impl<S> RangeResponse<S> {
             body,
             total_len: None,
             start: None,
+            validator: None,
         }
     }
 
@@ -128,12 +135,14 @@ impl<S> RangeResponse<S> {
                     body,
                     total_len: range.and_then(|range| range.total),
                     start: range.and_then(|range| range.first),
+                    validator: None,
                 }
             }
             200 => Self {
                 body,
                 total_len: content_length,
                 start: Some(0),
+                validator: None,
             },
             _ => Self::new(body),
         }
@@ -151,6 +160,30 @@ impl<S> RangeResponse<S> {
     pub fn with_start(mut self, start: Option<u64>) -> Self {
         self.start = start;
         self
+    }
+
+    /// Sets the version of the resource the body is of.
+    #[must_use]
+    pub fn with_validator(mut self, validator: Option<Validator>) -> Self {
+        self.validator = validator;
+        self
+    }
+}
+
+/// Compares the version a response reports with the one `known` from the responses before
+/// it (learning it from the first that reports one): bytes of another version fail with
+/// [`RangeMismatch::Changed`].
+pub(super) fn same_version(
+    known: &mut Option<Validator>,
+    now: Option<&Validator>,
+) -> Result<(), RangeMismatch> {
+    match (&*known, now) {
+        (Some(known), Some(now)) if known != now => Err(RangeMismatch::Changed),
+        (None, Some(now)) => {
+            *known = Some(now.clone());
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -254,6 +287,10 @@ pub enum RangeMismatch {
         /// The first byte of the response.
         got: u64,
     },
+    /// The response is of another version of the resource than the bytes before it: its
+    /// validator (or its length) differs. Bytes of the two are never mixed; a store drops
+    /// what it held of the old one, so that a new attempt starts over.
+    Changed,
 }
 
 impl fmt::Display for RangeMismatch {
@@ -268,6 +305,7 @@ impl fmt::Display for RangeMismatch {
                     "asked for bytes from {asked}, the response starts at {got}"
                 )
             }
+            Self::Changed => f.write_str("the resource changed (its validator or length differs)"),
         }
     }
 }
@@ -275,12 +313,12 @@ impl fmt::Display for RangeMismatch {
 impl std::error::Error for RangeMismatch {}
 
 impl From<RangeMismatch> for io::Error {
-    /// `UnexpectedEof` for a truncated body, `InvalidData` for a wrong start; the mismatch
+    /// `UnexpectedEof` for a truncated body, `InvalidData` for a wrong start or a changed resource; the mismatch
     /// is inside.
     fn from(mismatch: RangeMismatch) -> Self {
         let kind = match mismatch {
             RangeMismatch::Truncated { .. } => io::ErrorKind::UnexpectedEof,
-            RangeMismatch::WrongStart { .. } => io::ErrorKind::InvalidData,
+            RangeMismatch::WrongStart { .. } | RangeMismatch::Changed => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, mismatch)
     }

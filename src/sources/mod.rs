@@ -43,6 +43,7 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use futures_core::Stream;
 
+pub use crate::store::Validator;
 pub use async_read::{AsyncReadSource, ReadChunks, ReadFetch};
 pub use cached::{BufferLevel, BufferWatch, CachedSource, StoreParams};
 pub use fetch::{
@@ -54,7 +55,7 @@ pub use live::StreamSource;
 pub use range::RangeSource;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use reqwest_fetch::{HttpBody, HttpError, HttpFetch, Validator};
+pub use reqwest_fetch::{HttpBody, HttpError, HttpFetch};
 pub use retry::{Resumed, Retry, RetryEvent, RetryPolicy, Retryable, Retrying, Stalled};
 
 use crate::msg::StreamMsg;

@@ -7,12 +7,14 @@ use core::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
-use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse};
+use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse, same_version};
 use super::{Progress, ProgressWatch, WithProgress};
 use crate::error::StreamError;
 use crate::params::StreamParams;
 use crate::source::{EngineSource, OpenResult, WriterTask};
+use crate::store::Validator;
 use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 
 use crate::sync::AtomicLen;
 
@@ -93,6 +95,8 @@ use crate::sync::AtomicLen;
 pub struct RangeSource<F> {
     fetch: F,
     len: Arc<AtomicLen>,
+    /// The version of the resource the responses so far were of.
+    version: Arc<Mutex<Option<Validator>>>,
     watch: ProgressWatch,
 }
 
@@ -102,6 +106,7 @@ impl<F> RangeSource<F> {
         Self {
             fetch,
             len: Arc::new(AtomicLen::new()),
+            version: Arc::default(),
             watch: ProgressWatch::default(),
         }
     }
@@ -146,7 +151,7 @@ impl<F: Fetch> RangeSource<F> {
             Some(total) if pos >= total => None,
             _ => Some(self.fetch.fetch(ByteRange::from(pos))),
         };
-        let (len, watch) = (self.len.clone(), self.watch.clone());
+        let (len, version, watch) = (self.len.clone(), self.version.clone(), self.watch.clone());
         async move {
             let Some(fetch) = fetch else {
                 let nothing = Checked::<F::Body>::nothing(pos, len);
@@ -154,6 +159,10 @@ impl<F: Fetch> RangeSource<F> {
                 return Ok((WriterTask::new(task), ()));
             };
             let response = fetch.await.map_err(StreamError::Source)?;
+            let mut known = version.lock().unwrap_or_else(PoisonError::into_inner);
+            same_version(&mut known, response.validator.as_ref())
+                .map_err(|mismatch| StreamError::Source(mismatch.into()))?;
+            drop(known);
             let body = Checked::new(response, ByteRange::from(pos), len)
                 .map_err(|mismatch| StreamError::Source(mismatch.into()))?;
             let total = body.end();

@@ -16,6 +16,7 @@ use futures_util::TryStreamExt;
 use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse};
 use super::http::HttpStatus;
 use super::retry::{Retry, Retryable, Stalled};
+use crate::store::Validator;
 use std::sync::Arc;
 
 /// A [`Fetch`] of one URL with reqwest: what a player needs from HTTP, without writing the
@@ -47,15 +48,6 @@ pub struct HttpFetch {
     client: reqwest::Client,
     url: String,
     validator: Arc<Mutex<Option<Validator>>>,
-}
-
-/// What identifies one version of the resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Validator {
-    /// The `ETag` header's value.
-    ETag(String),
-    /// The `Last-Modified` header's value.
-    LastModified(String),
 }
 
 impl HttpFetch {
@@ -128,12 +120,10 @@ impl Fetch for HttpFetch {
             let body = HttpBody(Box::pin(
                 response.bytes_stream().map_err(HttpError::Transport),
             ));
-            Ok(RangeResponse::http(
-                status,
-                content_range.as_deref(),
-                content_length,
-                body,
-            ))
+            Ok(
+                RangeResponse::http(status, content_range.as_deref(), content_length, body)
+                    .with_validator(validator),
+            )
         }
     }
 }

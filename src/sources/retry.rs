@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures_core::Stream;
 
-use super::fetch::{ByteRange, Fetch, FetchError, RangeMismatch, RangeResponse};
+use super::fetch::{ByteRange, Fetch, FetchError, RangeMismatch, RangeResponse, same_version};
 use super::http::HttpStatus;
 use super::range::Checked;
+use crate::store::Validator;
 use std::sync::Arc;
 
 use crate::sync::AtomicLen;
@@ -72,11 +73,12 @@ impl Retryable for io::Error {
 }
 
 impl Retryable for RangeMismatch {
-    /// A truncated body is resumed; a response that starts elsewhere is not retried.
+    /// A truncated body is resumed; a response that starts elsewhere, or of a changed
+    /// resource, is not retried.
     fn retry(&self) -> Retry {
         match self {
             Self::Truncated { .. } => Retry::Yes,
-            Self::WrongStart { .. } => Retry::No,
+            Self::WrongStart { .. } | Self::Changed => Retry::No,
         }
     }
 }
@@ -364,16 +366,18 @@ where
             attempt: 0,
             stall: None,
             received: 0,
+            validator: None,
             state: State::Opening(Box::pin(self.inner.fetch(range))),
         });
         futures_util::future::poll_fn(move |cx| {
             let opening = body.as_mut().expect("polled after it resolved");
             ready!(opening.poll_open(cx))?;
             let body = body.take().expect("polled after it resolved");
-            let total = body.len.load();
+            let (total, validator) = (body.len.load(), body.validator.clone());
             Poll::Ready(Ok(RangeResponse::new(body)
                 .with_total_len(total)
-                .with_start(Some(range.start))))
+                .with_start(Some(range.start))
+                .with_validator(validator)))
         })
     }
 }
@@ -409,6 +413,8 @@ pub struct Resumed<F: Fetch> {
     stall: Option<Sleep>,
     /// What the body had received when the stall timer was armed.
     received: u64,
+    /// The version of the resource the first response was of: a retry must be of it too.
+    validator: Option<Validator>,
     state: State<F>,
 }
 
@@ -451,7 +457,9 @@ where
                         start: self.pos,
                         end: self.end,
                     };
+                    let validator = &mut self.validator;
                     let checked = response.and_then(|response| {
+                        same_version(validator, response.validator.as_ref())?;
                         Checked::new(response, range, self.len.clone()).map_err(Into::into)
                     });
                     match checked {

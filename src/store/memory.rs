@@ -6,6 +6,9 @@ use core::ops::Range;
 
 use bytes::Bytes;
 
+use super::Validator;
+use super::runs::Runs;
+
 /// The longest piece the store keeps as one entry: what it inserts is split to this size,
 /// so that eviction frees memory in steps this small (the split is a slice, not a copy).
 const PIECE: usize = 64 * 1024;
@@ -38,13 +41,14 @@ const PIECE: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     pieces: BTreeMap<u64, Bytes>,
-    /// The held runs, merged: start to end. Kept beside `pieces` so that finding where a
-    /// run ends costs a lookup, not a walk over its pieces.
-    runs: BTreeMap<u64, u64>,
+    /// The held runs, merged. Kept beside `pieces` so that finding where a run ends costs a
+    /// lookup, not a walk over its pieces.
+    runs: Runs,
     held: u64,
     budget: u64,
     keep_ends: u64,
     len: Option<u64>,
+    validator: Option<Validator>,
 }
 
 impl MemoryStore {
@@ -52,11 +56,12 @@ impl MemoryStore {
     pub fn new(budget: u64) -> Self {
         Self {
             pieces: BTreeMap::new(),
-            runs: BTreeMap::new(),
+            runs: Runs::default(),
             held: 0,
             budget,
             keep_ends: 0,
             len: None,
+            validator: None,
         }
     }
 
@@ -82,6 +87,21 @@ impl MemoryStore {
         self.len = len;
     }
 
+    /// The resource's length, if told.
+    pub fn len(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// The version of the resource the held bytes are of, if told.
+    pub fn validator(&self) -> Option<&Validator> {
+        self.validator.as_ref()
+    }
+
+    /// Names the version of the resource the held bytes are of (see [`Store::admit`]).
+    pub fn set_validator(&mut self, validator: Option<Validator>) {
+        self.validator = validator;
+    }
+
     /// The piece holding `pos`: its offset and bytes.
     fn piece_at(&self, pos: u64) -> Option<(u64, &Bytes)> {
         let (&at, bytes) = self.pieces.range(..=pos).next_back()?;
@@ -96,52 +116,26 @@ impl MemoryStore {
         Some(bytes.slice(from..bytes.len().min(from.saturating_add(max))))
     }
 
-    /// The held run that contains `pos`.
-    fn run_at(&self, pos: u64) -> Option<(u64, u64)> {
-        let (&start, &end) = self.runs.range(..=pos).next_back()?;
-        (pos < end).then_some((start, end))
-    }
-
     /// The end of the held run that contains `pos`: `pos` itself if it is not held.
     pub fn held_until(&self, pos: u64) -> u64 {
-        self.run_at(pos).map_or(pos, |(_, end)| end)
+        self.runs.held_until(pos)
     }
 
     /// The first held byte at or after `pos`, if any.
     pub fn next_held(&self, pos: u64) -> Option<u64> {
-        if self.run_at(pos).is_some() {
-            return Some(pos);
-        }
-        self.runs.range(pos..).next().map(|(&start, _)| start)
+        self.runs.next_held(pos)
     }
 
     /// The held ranges, merged, in order.
     pub fn ranges(&self) -> Vec<Range<u64>> {
-        self.runs.iter().map(|(&start, &end)| start..end).collect()
+        self.runs.ranges()
     }
 
-    /// Marks `at..end` (not held before) as held, merging it with the runs it touches.
-    fn add_run(&mut self, at: u64, end: u64) {
-        let mut start = at;
-        if let Some((&left, &left_end)) = self.runs.range(..at).next_back() {
-            if left_end == at {
-                start = left;
-            }
-        }
-        let end = self.runs.remove(&end).unwrap_or(end);
-        self.runs.insert(start, end);
-    }
-
-    /// Marks `at..end` (held, inside one run) as not held, splitting its run.
-    fn remove_run(&mut self, at: u64, end: u64) {
-        let (start, run_end) = self.run_at(at).expect("a held piece lies in a run");
-        self.runs.remove(&start);
-        if start < at {
-            self.runs.insert(start, at);
-        }
-        if end < run_end {
-            self.runs.insert(end, run_end);
-        }
+    /// Drops everything held.
+    pub fn clear(&mut self) {
+        self.pieces.clear();
+        self.runs.clear();
+        self.held = 0;
     }
 
     /// Stores the bytes of `bytes` (the resource's bytes from `pos` on) that are not held
@@ -152,23 +146,21 @@ impl MemoryStore {
         if self.budget == 0 {
             return 0;
         }
+        let end = pos + bytes.len() as u64;
         let mut stored = 0;
         let mut at = pos;
-        let end = pos + bytes.len() as u64;
-        while at < end {
-            // Skip what is held; store the gap up to the next held byte.
-            at = self.held_until(at);
-            if at >= end {
+        loop {
+            let Some(gap) = self.runs.gaps(at, end).next() else {
                 break;
-            }
-            let gap_end = self.next_held(at).map_or(end, |next| next.min(end));
-            let gap = bytes.slice((at - pos) as usize..(gap_end - pos) as usize);
-            let fitted = self.insert_gap(at, gap, &protect);
+            };
+            at = gap.end;
+            let want = gap.end - gap.start;
+            let slice = bytes.slice((gap.start - pos) as usize..(gap.end - pos) as usize);
+            let fitted = self.insert_gap(gap.start, slice, &protect);
             stored += fitted;
-            if at + fitted < gap_end {
+            if fitted < want {
                 break;
             }
-            at = gap_end;
         }
         stored
     }
@@ -187,7 +179,7 @@ impl MemoryStore {
             offset += len;
         }
         if room > 0 {
-            self.add_run(at, at + room);
+            self.runs.add(at, at + room);
         }
         self.held += room;
         room
@@ -203,7 +195,7 @@ impl MemoryStore {
                 return;
             }
             let bytes = self.pieces.remove(&at).expect("the victim is held");
-            self.remove_run(at, at + bytes.len() as u64);
+            self.runs.remove(at, at + bytes.len() as u64);
             self.held -= bytes.len() as u64;
         }
     }
