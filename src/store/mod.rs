@@ -7,11 +7,17 @@
 //!
 //! - [`MemoryStore`] (`alloc` only) holds the ranges in memory, as [`Bytes`] shared with
 //!   the network's buffers.
-//! - `DiskCache` and `DiskStore` (`std` feature) keep them in files that outlive the
+//! - [`DiskCache`] and [`DiskStore`] (`std` feature) keep them in files that outlive the
 //!   process, under a disk budget across resources.
 //!
 //! Both implement [`Store`], the interface `CachedSource` uses; a store of your own can too.
 
+#[cfg(feature = "std")]
+mod disk;
+#[cfg(feature = "std")]
+mod disk_cache;
+#[cfg(feature = "std")]
+mod index_file;
 mod memory;
 mod runs;
 
@@ -21,6 +27,12 @@ use core::ops::Range;
 
 use bytes::Bytes;
 
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub use disk::{DISK_CHUNK, DiskStore};
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub use disk_cache::DiskCache;
 pub use memory::MemoryStore;
 
 /// What identifies one version of a resource: a store keeps it beside the bytes, so that
