@@ -417,7 +417,7 @@ fn a_validator_known_in_advance_drops_a_stale_resource_before_it_is_served() {
         assert_eq!(store.insert(0, &Bytes::from(vec![1; 100]), 0..0), 100);
     }
     let mut store = cache.store("t").unwrap();
-    assert_eq!(store.ranges(), [0..100]);
+    assert_eq!(store.ranges(), vec![0..100]);
     // The same version: kept.
     assert!(!store.admit(Some(&v1), Some(100)));
     assert_eq!(store.held_bytes(), 100);

@@ -261,7 +261,7 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
     /// served; a new attempt starts over on the new version.
     pub fn with_store(fetch: F, store: S, params: StoreParams) -> Self {
         let len = AtomicLen::new();
-        len.store(store.len());
+        len.store(store.total_len());
         Self {
             shared: Arc::new(Mutex::new(Shared {
                 store,
@@ -598,7 +598,7 @@ impl<F: Fetch, S: Store> Shared<F, S> {
         params: &StoreParams,
         len: &Arc<AtomicLen>,
     ) -> Result<bool, F::Error> {
-        self.store.set_len(len.load());
+        self.store.set_total_len(len.load());
         let mut progressed = false;
         let mut i = 0;
         while i < self.fetches.len() {

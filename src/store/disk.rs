@@ -24,6 +24,27 @@ pub const DISK_CHUNK: usize = 64 * 1024;
 /// How many bytes a store writes between two publishes of its index, by default.
 const SYNC_EVERY: u64 = 1 << 20;
 
+#[cfg(test)]
+std::thread_local! {
+    /// What runs at each crash point, in the unit tests.
+    static CRASH_POINT: core::cell::RefCell<Option<alloc::boxed::Box<dyn FnMut()>>> =
+        const { core::cell::RefCell::new(None) };
+}
+
+/// A moment between two file operations, where a kill could land. The unit tests check
+/// here that the files, as a kill would leave them, claim only the right bytes.
+pub(super) fn crash_point() {
+    #[cfg(test)]
+    CRASH_POINT.with(|hook| {
+        // Taken out while it runs: the check opens stores of its own.
+        let taken = hook.borrow_mut().take();
+        if let Some(mut check) = taken {
+            check();
+            *hook.borrow_mut() = Some(check);
+        }
+    });
+}
+
 /// The byte ranges of one resource kept in a file of a [`DiskCache`], under the cache's
 /// budget: a [`Store`] for `CachedSource`.
 ///
@@ -153,6 +174,7 @@ impl DiskStore {
     /// If the sync or the index write fails; the index on disk is then the previous one.
     pub fn publish(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
+        crash_point();
         self.index.write(&self.index_path)?;
         self.unpublished = 0;
         self.dirty = false;
@@ -240,6 +262,7 @@ impl Store for DiskStore {
                         false
                     }
                 };
+            crash_point();
             if !written {
                 lock(&self.cache).release(&self.name, granted);
                 break;
@@ -260,11 +283,11 @@ impl Store for DiskStore {
         stored
     }
 
-    fn len(&self) -> Option<u64> {
+    fn total_len(&self) -> Option<u64> {
         self.index.len
     }
 
-    fn set_len(&mut self, len: Option<u64>) {
+    fn set_total_len(&mut self, len: Option<u64>) {
         if self.index.len != len && len.is_some() {
             self.index.len = len;
             self.dirty = true;
@@ -292,6 +315,7 @@ impl Store for DiskStore {
         if self.file.set_len(0).is_err() {
             self.io_errors += 1;
         }
+        crash_point();
     }
 }
 
@@ -301,5 +325,120 @@ impl Drop for DiskStore {
         // resources by use across runs.
         self.publish_or_count();
         lock(&self.cache).closed(&self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::DiskCache;
+    use super::*;
+    use alloc::format;
+    use alloc::rc::Rc;
+    use core::cell::Cell;
+    use std::path::Path;
+
+    const LEN: u64 = 100_000;
+
+    fn byte(key: u64, version: u64, pos: u64) -> u8 {
+        (pos.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (key << 40) ^ (version << 20)).to_le_bytes()[3]
+    }
+
+    fn version_of(store: &DiskStore) -> u64 {
+        match store.validator() {
+            Some(Validator::ETag(tag)) => tag.parse().unwrap(),
+            _ => 0,
+        }
+    }
+
+    /// Opens a copy of `dir`, as a kill right now would leave it, and checks that every
+    /// byte its stores claim is the right one. The bytes claimed.
+    fn check_as_killed(dir: &Path, snapshot: &Path) -> u64 {
+        let _ = std::fs::remove_dir_all(snapshot);
+        std::fs::create_dir_all(snapshot).unwrap();
+        for item in std::fs::read_dir(dir).unwrap() {
+            let path = item.unwrap().path();
+            std::fs::copy(&path, snapshot.join(path.file_name().unwrap())).unwrap();
+        }
+        let cache = DiskCache::open(snapshot, u64::MAX).unwrap();
+        let mut claimed = 0;
+        for key in 0..2 {
+            let mut store = cache.store(&format!("{key}")).unwrap();
+            let version = version_of(&store);
+            for run in store.ranges() {
+                let mut pos = run.start;
+                while pos < run.end {
+                    let got = store.get(pos, usize::MAX).unwrap();
+                    for (at, &b) in (pos..).zip(got.iter()) {
+                        assert_eq!(b, byte(key, version, at), "key {key} v{version} at {at}");
+                    }
+                    pos += got.len() as u64;
+                }
+                claimed += run.end - run.start;
+            }
+        }
+        claimed
+    }
+
+    /// A writer that inserts, publishes, changes versions and closes, with the files
+    /// checked at every crash point: the order of writes, syncs and publishes is what a
+    /// kill at any moment relies on.
+    #[test]
+    fn a_kill_at_any_file_operation_leaves_only_right_bytes() {
+        let root =
+            std::env::temp_dir().join(format!("kithara-crash-points-{}", std::process::id()));
+        let (dir, snapshot) = (root.join("cache"), root.join("snapshot"));
+        let _ = std::fs::remove_dir_all(&root);
+        let points = Rc::new(Cell::new(0u64));
+        let claimed = Rc::new(Cell::new(0u64));
+        {
+            let (dir, snapshot) = (dir.clone(), snapshot.clone());
+            let (points, claimed) = (points.clone(), claimed.clone());
+            CRASH_POINT.with(|hook| {
+                *hook.borrow_mut() = Some(alloc::boxed::Box::new(move || {
+                    points.set(points.get() + 1);
+                    claimed.set(claimed.get() + check_as_killed(&dir, &snapshot));
+                }));
+            });
+        }
+        let cache = DiskCache::open(&dir, 150_000).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for round in 0..8 {
+            let key = round % 2;
+            let mut store = cache
+                .store(&format!("{key}"))
+                .unwrap()
+                .with_sync_every(10_000);
+            let mut version = version_of(&store);
+            for _ in 0..25 {
+                match next(20) {
+                    0 => {
+                        version += 1;
+                        store.admit(Some(&Validator::ETag(format!("{version}"))), Some(LEN));
+                    }
+                    1 => store.publish().unwrap(),
+                    _ => {
+                        let pos = next(LEN);
+                        let len = (1 + next(8_000)).min(LEN - pos);
+                        let bytes: Vec<u8> =
+                            (pos..pos + len).map(|at| byte(key, version, at)).collect();
+                        store.set_total_len(Some(LEN));
+                        store.insert(pos, &Bytes::from(bytes), 0..0);
+                    }
+                }
+            }
+        }
+        CRASH_POINT.with(|hook| hook.borrow_mut().take());
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(points.get() > 100, "{} crash points", points.get());
+        assert!(
+            claimed.get() > 0,
+            "nothing was ever claimed: the check checked nothing"
+        );
     }
 }

@@ -41,12 +41,12 @@ use super::index_file::{Index, fnv1a};
 /// let cache = DiskCache::open(&dir, 1 << 20)?;
 /// {
 ///     let mut store = cache.store("track-1")?;
-///     store.set_len(Some(10));
+///     store.set_total_len(Some(10));
 ///     store.insert(0, &Bytes::from_static(b"hello"), 0..0);
 /// } // Dropping the store publishes what it holds.
 /// let mut again = DiskCache::open(&dir, 1 << 20)?.store("track-1")?;
 /// assert_eq!(again.ranges(), [0..5]);
-/// assert_eq!(again.len(), Some(10));
+/// assert_eq!(again.total_len(), Some(10));
 /// assert_eq!(again.get(1, 3).as_deref(), Some(&b"ell"[..]));
 /// # drop(again);
 /// # std::fs::remove_dir_all(&dir)?;

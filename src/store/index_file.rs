@@ -133,7 +133,10 @@ impl Index {
         file.write_all(&self.encode())?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, path)
+        super::disk::crash_point();
+        fs::rename(&tmp, path)?;
+        super::disk::crash_point();
+        Ok(())
     }
 }
 

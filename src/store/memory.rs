@@ -88,7 +88,7 @@ impl MemoryStore {
     }
 
     /// The resource's length, if told.
-    pub fn len(&self) -> Option<u64> {
+    pub fn total_len(&self) -> Option<u64> {
         self.len
     }
 

@@ -83,10 +83,10 @@ pub trait Store: Send + 'static {
     fn insert(&mut self, pos: u64, bytes: &Bytes, protect: Range<u64>) -> u64;
 
     /// The resource's total length, if the store knows it (a store on disk remembers it).
-    fn len(&self) -> Option<u64>;
+    fn total_len(&self) -> Option<u64>;
 
     /// Tells the store the resource's total length.
-    fn set_len(&mut self, len: Option<u64>);
+    fn set_total_len(&mut self, len: Option<u64>);
 
     /// The version of the resource the held bytes are of, if known.
     fn validator(&self) -> Option<&Validator>;
@@ -105,10 +105,10 @@ pub trait Store: Send + 'static {
     fn admit(&mut self, validator: Option<&Validator>, total_len: Option<u64>) -> bool {
         let other_validator =
             matches!((self.validator(), validator), (Some(held), Some(now)) if held != now);
-        let other_len = matches!((self.len(), total_len), (Some(held), Some(now)) if held != now);
+        let other_len = matches!((self.total_len(), total_len), (Some(held), Some(now)) if held != now);
         if other_validator || other_len {
             self.clear();
-            self.set_len(total_len);
+            self.set_total_len(total_len);
             self.set_validator(validator.cloned());
             return true;
         }
@@ -144,11 +144,11 @@ impl Store for MemoryStore {
         MemoryStore::insert(self, pos, bytes, protect)
     }
 
-    fn len(&self) -> Option<u64> {
-        MemoryStore::len(self)
+    fn total_len(&self) -> Option<u64> {
+        MemoryStore::total_len(self)
     }
 
-    fn set_len(&mut self, len: Option<u64>) {
+    fn set_total_len(&mut self, len: Option<u64>) {
         MemoryStore::set_len(self, len);
     }
 
