@@ -105,7 +105,8 @@ pub trait Store: Send + 'static {
     fn admit(&mut self, validator: Option<&Validator>, total_len: Option<u64>) -> bool {
         let other_validator =
             matches!((self.validator(), validator), (Some(held), Some(now)) if held != now);
-        let other_len = matches!((self.total_len(), total_len), (Some(held), Some(now)) if held != now);
+        let other_len =
+            matches!((self.total_len(), total_len), (Some(held), Some(now)) if held != now);
         if other_validator || other_len {
             self.clear();
             self.set_total_len(total_len);
