@@ -7,11 +7,16 @@
 //!
 //! ```text
 //! cargo run --example player -- <URL or path> [--seek SECONDS]... [--cache BYTES]
+//!     [--cache-dir DIR [--key KEY]] [--stop-after SECONDS] [--trace]
 //! cargo run --example player     # serves tests/fixtures/tone-chirp-aac-moov-end.m4a itself
 //! ```
 //!
-//! `--cache` is the store's budget (default 64 MiB; 0 keeps nothing but the engine's ring);
-//! `--trace` prints each range requested to stderr.
+//! `--cache` is the store's budget (default 64 MiB; 0 keeps nothing but the engine's ring).
+//! `--cache-dir` keeps what is fetched on disk instead, in a `DiskCache` of `--cache` bytes
+//! (default 1 GiB) that outlives the run: a second run plays what the first fetched without
+//! a request. A resource's key is its URL without the query (`--key` names it otherwise).
+//! `--stop-after` stops the decode at that time in the track, without the seeks, as a
+//! listener who stops half-way; `--trace` prints each range requested to stderr.
 //! Requests and bytes are counted in the fetch, as the client receives them. URLs are plain
 //! `http://` (the dev-dependency reqwest is built without TLS).
 
@@ -20,6 +25,8 @@ mod play;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use kithara_stream::sources::{BufferWatch, Fetch};
+use kithara_stream::store::{DiskCache, DiskStore};
 use symphonia::core::io::MediaSource;
 
 /// The fixture served when no resource is given, and the seeks done on it.
@@ -29,41 +36,53 @@ const PACKETS_AFTER_SEEK: usize = 12;
 /// No byte for this long counts as a stall: the fetch is made again from the byte reached.
 const STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
-const USAGE: &str = "usage: player [<URL or path> [--seek SECONDS]... [--cache BYTES] [--trace]]";
+const USAGE: &str = "usage: player [<URL or path> [--seek SECONDS]... [--cache BYTES] \
+                     [--cache-dir DIR [--key KEY]] [--stop-after SECONDS] [--trace]]";
 
 struct Args {
     resource: Option<String>,
     seeks: Vec<f64>,
-    cache: u64,
+    cache: Option<u64>,
+    cache_dir: Option<PathBuf>,
+    key: Option<String>,
+    stop_after: Option<f64>,
     trace: bool,
+}
+
+fn seconds(name: &str, value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        Ok(_) => Err(format!("{name} {value}: not a time in the track")),
+        Err(_) => Err(format!("{name} {value}: not a number of seconds")),
+    }
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         resource: None,
         seeks: Vec::new(),
-        cache: 64 << 20,
+        cache: None,
+        cache_dir: None,
+        key: None,
+        stop_after: None,
         trace: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--seek" => {
-                let seconds = value("--seek")?;
-                let seconds: f64 = seconds
-                    .parse()
-                    .map_err(|_| format!("--seek {seconds}: not a number of seconds"))?;
-                if !seconds.is_finite() || seconds < 0.0 {
-                    return Err(format!("--seek {seconds}: not a time in the track"));
-                }
-                parsed.seeks.push(seconds);
+            "--seek" => parsed.seeks.push(seconds("--seek", &value("--seek")?)?),
+            "--stop-after" => {
+                parsed.stop_after = Some(seconds("--stop-after", &value("--stop-after")?)?);
             }
             "--cache" => {
                 let bytes = value("--cache")?;
-                parsed.cache = bytes
+                let bytes = bytes
                     .parse()
                     .map_err(|_| format!("--cache {bytes}: not a number of bytes"))?;
+                parsed.cache = Some(bytes);
             }
+            "--cache-dir" => parsed.cache_dir = Some(PathBuf::from(value("--cache-dir")?)),
+            "--key" => parsed.key = Some(value("--key")?),
             "--trace" => parsed.trace = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg}\n{USAGE}")),
@@ -83,7 +102,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (resource, seeks) = match args.resource {
+    let (resource, seeks) = match args.resource.clone() {
         Some(resource) => (resource, args.seeks),
         None => {
             let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -96,6 +115,7 @@ async fn main() -> ExitCode {
             (url, seeks)
         }
     };
+    let served = args.resource.is_none();
     let is_url = resource.starts_with("http://") || resource.starts_with("https://");
     // The hint: the extension of the URL's path or of the file.
     let path = resource.split(['?', '#']).next().unwrap_or_default();
@@ -115,27 +135,69 @@ async fn main() -> ExitCode {
         counters = counters.traced();
     }
     let runtime = tokio::runtime::Handle::current();
-    let (reader, watch) = if is_url {
+    let cache = match &args.cache_dir {
+        Some(dir) => match DiskCache::open(dir, args.cache.unwrap_or(1 << 30)) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                eprintln!("{}: {error}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let store = match &cache {
+        Some(cache) => {
+            // The fixture's URL changes with the port each run: named by the file instead.
+            let key = match (&args.key, served) {
+                (Some(key), _) => key.clone(),
+                (None, true) => FIXTURE.to_owned(),
+                (None, false) => play::cache_key(&resource),
+            };
+            match cache.store(&key) {
+                Ok(store) => Some(store),
+                Err(error) => {
+                    eprintln!("{key}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let budget = args.cache.unwrap_or(64 << 20);
+    let (reader, watch, engine) = if is_url {
         let fetch = play::http_fetch(&resource, &counters, play::retry_policy(STALL));
-        let (reader, watch) = play::open(fetch, args.cache, &runtime);
-        (Box::new(reader) as Box<dyn MediaSource>, watch)
+        boxed(fetch, store, budget, &runtime)
     } else {
         let fetch = play::counted(play::file_fetch(PathBuf::from(&resource)), &counters);
-        let (reader, watch) = play::open(fetch, args.cache, &runtime);
-        (Box::new(reader) as Box<dyn MediaSource>, watch)
+        boxed(fetch, store, budget, &runtime)
     };
 
     // The decoder blocks: a blocking thread, never an async task.
+    let stop_after = args.stop_after;
     let played = tokio::task::spawn_blocking(move || {
-        play::play(reader, extension.as_deref(), &seeks, PACKETS_AFTER_SEEK)
+        play::play_until(
+            reader,
+            extension.as_deref(),
+            &seeks,
+            PACKETS_AFTER_SEEK,
+            stop_after,
+        )
     })
     .await
     .expect("the decoder thread");
+    // The reader is gone: the engine ends and a disk store publishes what it holds.
+    if let Some(engine) = engine {
+        let _ = engine.await;
+    }
+    let held = cache
+        .as_ref()
+        .map(|cache| format!(", {} bytes on disk", cache.used()))
+        .unwrap_or_default();
     match played {
         Ok(playback) => {
             let total = watch.get().total;
             println!(
-                "{resource}: {}",
+                "{resource}: {}{held}",
                 playback.summary(counters.requests(), counters.bytes(), total)
             );
             ExitCode::SUCCESS
@@ -143,6 +205,35 @@ async fn main() -> ExitCode {
         Err(error) => {
             eprintln!("{resource}: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+type Opened = (
+    Box<dyn MediaSource>,
+    BufferWatch,
+    Option<tokio::task::JoinHandle<()>>,
+);
+
+/// `fetch` behind a store on disk if there is one, else in memory of `budget` bytes.
+fn boxed<F>(
+    fetch: F,
+    store: Option<DiskStore>,
+    budget: u64,
+    runtime: &tokio::runtime::Handle,
+) -> Opened
+where
+    F: Fetch,
+    F::Error: std::error::Error + Send + Sync,
+{
+    match store {
+        Some(store) => {
+            let (reader, watch, engine) = play::open_on_disk(fetch, store, runtime);
+            (Box::new(reader), watch, Some(engine))
+        }
+        None => {
+            let (reader, watch) = play::open(fetch, budget, runtime);
+            (Box::new(reader), watch, None)
         }
     }
 }

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use kithara_stream::io::BlockingReader;
 use kithara_stream::sources::{
-    BufferWatch, ByteRange, CachedSource, Fetch, HttpError, HttpFetch, Progress, RangeResponse,
-    ReadFetch, RetryPolicy, Retrying, StoreParams,
+    BufferWatch, ByteRange, CachedSource, Fetch, HttpError, HttpFetch, Progress, ReadFetch,
+    RetryPolicy, Retrying, StoreParams,
 };
+use kithara_stream::store::{DiskStore, Store};
 use kithara_stream::{Engine, StreamParams};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
@@ -71,14 +72,12 @@ pub fn counted<F: Fetch>(fetch: F, counters: &Counters) -> impl Fetch<Error = F:
         let bytes = bytes.clone();
         async move {
             let response = response.await?;
-            let body = response.body.inspect_ok(move |chunk| {
-                bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
-            });
-            Ok::<_, F::Error>(
-                RangeResponse::new(body)
-                    .with_total_len(response.total_len)
-                    .with_start(response.start),
-            )
+            // The start, the length and the validator go on with the counted body.
+            Ok::<_, F::Error>(response.map_body(|body| {
+                body.inspect_ok(move |chunk| {
+                    bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                })
+            }))
         }
     }
 }
@@ -117,8 +116,8 @@ pub fn file_fetch(path: PathBuf) -> impl Fetch<Error = io::Error> {
     })
 }
 
-/// `fetch` behind a `CachedSource` of `budget` bytes (0: the engine's ring only), its engine
-/// spawned on `runtime`.
+/// `fetch` behind a `CachedSource` of `budget` bytes in memory (0: the engine's ring only),
+/// its engine spawned on `runtime`.
 pub fn open<F>(
     fetch: F,
     budget: u64,
@@ -129,11 +128,56 @@ where
     F::Error: std::error::Error + Send + Sync,
 {
     let source = CachedSource::new(fetch, StoreParams::with_budget(budget));
+    let (reader, watch, _engine) = start(source, runtime);
+    (reader, watch)
+}
+
+/// `fetch` behind a `CachedSource` that keeps what it fetched in `store` (a resource of a
+/// `DiskCache`), its engine spawned on `runtime`. The engine's task ends, and the store is
+/// closed (its index published), once the reader is dropped.
+pub fn open_on_disk<F>(
+    fetch: F,
+    store: DiskStore,
+    runtime: &tokio::runtime::Handle,
+) -> (
+    BlockingReader<(), Progress, F::Error>,
+    BufferWatch,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: Fetch,
+    F::Error: std::error::Error + Send + Sync,
+{
+    // The disk store has its own budget; the look-ahead and the fetches in flight are the
+    // defaults.
+    let source = CachedSource::with_store(fetch, store, StoreParams::with_budget(0));
+    start(source, runtime)
+}
+
+fn start<F, S>(
+    source: CachedSource<F, S>,
+    runtime: &tokio::runtime::Handle,
+) -> (
+    BlockingReader<(), Progress, F::Error>,
+    BufferWatch,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: Fetch,
+    F::Error: std::error::Error + Send + Sync,
+    S: Store,
+{
     let watch = source.buffer_watch();
     let params = StreamParams::default().with_buffer_capacity(64 * 1024);
     let (engine, handle, stream) = Engine::build(source, params);
-    runtime.spawn(engine.run());
-    (BlockingReader::new(stream, handle), watch)
+    let task = runtime.spawn(engine.run());
+    (BlockingReader::new(stream, handle), watch, task)
+}
+
+/// The key of a URL in a `DiskCache`: the URL without its query and fragment, where
+/// expiring tokens live (`--key` names it otherwise).
+pub fn cache_key(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or(url).to_owned()
 }
 
 /// One decoded packet: its timestamp, its frames and a digest of its samples (as `f32`).
@@ -229,6 +273,18 @@ pub fn play(
     seeks: &[f64],
     after_seek: usize,
 ) -> Result<Playback, String> {
+    play_until(source, extension, seeks, after_seek, None)
+}
+
+/// [`play`], stopped once the whole decode reaches `stop_after` seconds of the track (no
+/// seek is done then): a listener who stops half-way.
+pub fn play_until(
+    source: Box<dyn MediaSource>,
+    extension: Option<&str>,
+    seeks: &[f64],
+    after_seek: usize,
+    stop_after: Option<f64>,
+) -> Result<Playback, String> {
     let started = Instant::now();
     let mut hint = Hint::new();
     if let Some(extension) = extension {
@@ -261,10 +317,20 @@ pub fn play(
 
     let mut whole = Vec::new();
     let mut first_packet = None;
+    let time_base = track.codec_params.time_base;
+    let mut stopped = false;
     while let Some(packet) = next.packet()? {
         first_packet.get_or_insert_with(|| started.elapsed());
         whole.push(packet);
+        if let (Some(stop), Some(base)) = (stop_after, time_base) {
+            let at = base.calc_time(packet.ts);
+            if at.seconds as f64 + at.frac >= stop {
+                stopped = true;
+                break;
+            }
+        }
     }
+    let seeks = if stopped { &[][..] } else { seeks };
     let mut done = Vec::with_capacity(seeks.len());
     for &target in seeks {
         let asked = Instant::now();

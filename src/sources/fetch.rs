@@ -162,6 +162,28 @@ impl<S> RangeResponse<S> {
         self
     }
 
+    /// The same response with its body passed through `f` (to count or trace its bytes,
+    /// say): the start, the length and the validator are kept.
+    ///
+    /// ```
+    /// use kithara_stream::sources::RangeResponse;
+    /// use kithara_stream::store::Validator;
+    ///
+    /// let response = RangeResponse::http(206, Some("bytes 10-19/100"), Some(10), "body")
+    ///     .with_validator(Some(Validator::ETag("\"v1\"".into())));
+    /// let wrapped = response.map_body(|body| body.len());
+    /// assert_eq!((wrapped.body, wrapped.start, wrapped.total_len), (4, Some(10), Some(100)));
+    /// assert!(wrapped.validator.is_some());
+    /// ```
+    pub fn map_body<T>(self, f: impl FnOnce(S) -> T) -> RangeResponse<T> {
+        RangeResponse {
+            body: f(self.body),
+            total_len: self.total_len,
+            start: self.start,
+            validator: self.validator,
+        }
+    }
+
     /// Sets the version of the resource the body is of.
     #[must_use]
     pub fn with_validator(mut self, validator: Option<Validator>) -> Self {
