@@ -25,7 +25,7 @@ mod play;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kithara_stream::sources::{BufferWatch, Fetch};
+use kithara_stream::sources::{BufferWatch, Fetch, StoreParams};
 use kithara_stream::store::{DiskCache, DiskStore};
 use symphonia::core::io::MediaSource;
 
@@ -228,7 +228,8 @@ where
 {
     match store {
         Some(store) => {
-            let (reader, watch, engine) = play::open_on_disk(fetch, store, runtime);
+            let (reader, watch, engine) =
+                play::open_on_disk(fetch, store, StoreParams::with_budget(0), runtime);
             (Box::new(reader), watch, Some(engine))
         }
         None => {

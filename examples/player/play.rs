@@ -138,6 +138,7 @@ where
 pub fn open_on_disk<F>(
     fetch: F,
     store: DiskStore,
+    params: StoreParams,
     runtime: &tokio::runtime::Handle,
 ) -> (
     BlockingReader<(), Progress, F::Error>,
@@ -148,9 +149,8 @@ where
     F: Fetch,
     F::Error: std::error::Error + Send + Sync,
 {
-    // The disk store has its own budget; the look-ahead and the fetches in flight are the
-    // defaults.
-    let source = CachedSource::with_store(fetch, store, StoreParams::with_budget(0));
+    // The disk store has its own budget: `params` sets the look-ahead and the fetches.
+    let source = CachedSource::with_store(fetch, store, params);
     start(source, runtime)
 }
 
