@@ -62,7 +62,9 @@ fn main() {
     println!(
         "{} MiB in 16 KiB inserts, read back in 64 KiB gets; load average {}",
         TOTAL >> 20,
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     let (memory_insert, memory_get) = run(&mut MemoryStore::new(TOTAL), "memory");
     let cache = DiskCache::open(&root, TOTAL).unwrap();

@@ -74,7 +74,8 @@
 //! - `reqwest`: `sources::HttpFetch`, HTTP range requests with reqwest, checked and classified
 //!   for retries (tokio-bound, as reqwest is).
 //!
-//! The range store ([`store::MemoryStore`]) and the [`timer::Timer`] trait need only `alloc`;
+//! The range store ([`store::MemoryStore`], the [`store::Store`] trait) and the
+//! [`timer::Timer`] trait need only `alloc`;
 //! the sources that use them ([`sources::CachedSource`], [`sources::Retrying`]) need `std`.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
