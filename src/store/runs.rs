@@ -30,7 +30,7 @@ impl Runs {
 
     /// The runs, in order.
     pub(crate) fn ranges(&self) -> Vec<Range<u64>> {
-        self.0.iter().map(|(&start, &end)| start..end).collect()
+        self.iter().collect()
     }
 
     /// The runs, in order, without collecting them.
