@@ -330,6 +330,7 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
             len: self.len.clone(),
             params: self.params,
             pos,
+            epoch: None,
             done: false,
         };
         let (shared, len, watch, params) = (
@@ -487,6 +488,10 @@ struct Version {
 impl Version {
     /// Admits `response` into `store`: the epoch its bytes belong to, or
     /// [`RangeMismatch::Changed`] if it is of another version than bytes already passed on.
+    ///
+    /// Either way a change starts a new epoch with the new version's length: the store
+    /// has dropped the old version, the fetches admitted before are stale, and a writer
+    /// task that passed bytes of the old version on fails (see `Served::epoch`).
     fn admit<S: Store, B>(
         &mut self,
         store: &mut S,
@@ -494,12 +499,12 @@ impl Version {
         len: &AtomicLen,
     ) -> Result<u64, RangeMismatch> {
         if store.admit(response.validator.as_ref(), response.total_len) {
+            self.epoch += 1;
+            len.store(response.total_len);
             if self.served {
                 return Err(RangeMismatch::Changed);
             }
-            // Nothing was passed on yet: start over on the new version.
-            self.epoch += 1;
-            len.store(response.total_len);
+            // Nothing was passed on yet: start over on the new version, silently.
         }
         Ok(self.epoch)
     }
@@ -584,6 +589,9 @@ pin_project_lite::pin_project! {
         params: StoreParams,
         // The next byte to pass on.
         pos: u64,
+        // The `Version::epoch` of the bytes it passed on, once it has: a change of version
+        // after that fails it, so that bytes of two versions never follow each other.
+        epoch: Option<u64>,
         done: bool,
     }
 }
@@ -799,10 +807,20 @@ impl<F: Fetch, S: Store> Stream for Served<F, S> {
                     return Poll::Ready(Some(Err(error)));
                 }
             };
+            // The version changed under bytes already passed on (a fetch elsewhere saw it):
+            // what follows would be of the new one.
+            if this
+                .epoch
+                .is_some_and(|epoch| epoch != shared.version.epoch)
+            {
+                *this.done = true;
+                return Poll::Ready(Some(Err(RangeMismatch::Changed.into())));
+            }
             let total = this.len.load();
             if let Some(bytes) = shared.take(pos) {
                 *this.pos += bytes.len() as u64;
                 shared.version.served = true;
+                *this.epoch = Some(shared.version.epoch);
                 // One lookup of the held run serves the prefetch and the level.
                 let held_until = shared.store.held_until(*this.pos);
                 shared.prefetch(*this.pos, held_until, this.fetch, this.params, total);

@@ -165,3 +165,81 @@ impl Store for MemoryStore {
         MemoryStore::clear(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn etag(tag: &str) -> Option<Validator> {
+        Some(Validator::ETag(tag.into()))
+    }
+
+    /// A store holding `0..10` of a resource of 100 bytes, of version `validator`.
+    fn holding(validator: Option<Validator>) -> MemoryStore {
+        let mut store = MemoryStore::new(1_000);
+        store.insert(0, &Bytes::from_static(b"0123456789"), 0..0);
+        store.set_len(Some(100));
+        store.set_validator(validator);
+        store
+    }
+
+    #[test]
+    fn admit_learns_the_first_validator_and_keeps_the_bytes() {
+        let mut store = holding(None);
+        assert!(!store.admit(etag("a").as_ref(), Some(100)));
+        assert_eq!(Store::validator(&store), etag("a").as_ref());
+        assert_eq!(Store::ranges(&store), vec![0..10]);
+    }
+
+    #[test]
+    fn admit_keeps_the_bytes_of_the_same_version_or_an_unknown_one() {
+        let mut store = holding(etag("a"));
+        assert!(!store.admit(etag("a").as_ref(), Some(100)));
+        // A response that does not say keeps what is held: it cannot tell.
+        assert!(!store.admit(None, Some(100)));
+        assert!(!store.admit(etag("a").as_ref(), None));
+        assert!(!store.admit(None, None));
+        assert_eq!(Store::validator(&store), etag("a").as_ref());
+        assert_eq!(Store::total_len(&store), Some(100));
+        assert_eq!(Store::ranges(&store), vec![0..10]);
+    }
+
+    #[test]
+    fn admit_of_another_validator_drops_the_bytes_and_adopts_the_new_version() {
+        let mut store = holding(etag("a"));
+        assert!(store.admit(etag("b").as_ref(), Some(200)));
+        assert!(Store::ranges(&store).is_empty());
+        assert_eq!(store.held_bytes(), 0);
+        assert_eq!(Store::validator(&store), etag("b").as_ref());
+        assert_eq!(Store::total_len(&store), Some(200));
+        // An ETag and a Last-Modified of the same text are two versions.
+        let mut store = holding(etag("x"));
+        assert!(store.admit(Some(&Validator::LastModified("x".into())), Some(100)));
+        // The new version is the one held now.
+        assert!(!store.admit(Some(&Validator::LastModified("x".into())), Some(100)));
+    }
+
+    #[test]
+    fn admit_of_another_length_is_another_version() {
+        let mut store = holding(None);
+        assert!(store.admit(None, Some(99)));
+        assert!(Store::ranges(&store).is_empty());
+        assert_eq!(Store::total_len(&store), Some(99));
+        // With the same validator, too.
+        let mut store = holding(etag("a"));
+        assert!(store.admit(etag("a").as_ref(), Some(101)));
+        assert!(Store::ranges(&store).is_empty());
+        assert_eq!(Store::total_len(&store), Some(101));
+        assert_eq!(Store::validator(&store), etag("a").as_ref());
+    }
+
+    #[test]
+    fn admit_into_a_store_that_knows_nothing_changes_nothing() {
+        let mut store = MemoryStore::new(1_000);
+        store.insert(0, &Bytes::from_static(b"0123"), 0..0);
+        assert!(!store.admit(etag("a").as_ref(), Some(100)));
+        assert_eq!(Store::ranges(&store), vec![0..4]);
+        assert_eq!(Store::validator(&store), etag("a").as_ref());
+    }
+}

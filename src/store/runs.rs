@@ -30,11 +30,10 @@ impl Runs {
 
     /// The runs, in order.
     pub(crate) fn ranges(&self) -> Vec<Range<u64>> {
-        self.0.iter().map(|(&start, &end)| start..end).collect()
+        self.iter().collect()
     }
 
     /// The runs, in order, without collecting them.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
         self.0.iter().map(|(&start, &end)| start..end)
     }

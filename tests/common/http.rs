@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::TryStreamExt;
 use kithara_stream::EngineSource;
 use kithara_stream::sources::{ByteRange, Fetch, HttpStatus, Progress, RangeResponse, RangeSource};
+use kithara_stream::store::Validator;
 
-/// A fetch of `url` with reqwest; counts its requests in `requests`.
+/// A fetch of `url` with reqwest; counts its requests in `requests`. The response's `ETag`
+/// (else its `Last-Modified`) is its validator.
 pub fn reqwest_fetch(url: String, requests: Arc<AtomicUsize>) -> impl Fetch<Error = io::Error> {
     let client = reqwest::Client::new();
     move |range: ByteRange| {
@@ -29,15 +31,16 @@ pub fn reqwest_fetch(url: String, requests: Arc<AtomicUsize>) -> impl Fetch<Erro
             if let Some(error) = HttpStatus::check(status, header("retry-after").as_deref()) {
                 return Err(error.into());
             }
+            let validator = header("etag")
+                .map(Validator::ETag)
+                .or_else(|| header("last-modified").map(Validator::LastModified));
             let content_range = header("content-range");
             let content_length = response.content_length();
             let body = response.bytes_stream().map_err(io::Error::other);
-            Ok(RangeResponse::http(
-                status,
-                content_range.as_deref(),
-                content_length,
-                body,
-            ))
+            Ok(
+                RangeResponse::http(status, content_range.as_deref(), content_length, body)
+                    .with_validator(validator),
+            )
         }
     }
 }

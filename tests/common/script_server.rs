@@ -105,6 +105,12 @@ impl Reply {
         self
     }
 
+    /// Adds a header (an `ETag` or a `Last-Modified`, say) to the head.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.head.push_str(&format!("\r\n{name}: {value}"));
+        self
+    }
+
     /// Replaces the body (keeping the head): a part that says one thing and holds another.
     pub fn with_body(mut self, body: Vec<u8>) -> Self {
         self.body = body;
