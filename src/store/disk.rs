@@ -383,6 +383,7 @@ mod tests {
     /// checked at every crash point: the order of writes, syncs and publishes is what a
     /// kill at any moment relies on.
     #[test]
+    #[cfg_attr(miri, ignore = "file I/O, and no unsafe code to check")]
     fn a_kill_at_any_file_operation_leaves_only_right_bytes() {
         let root =
             std::env::temp_dir().join(format!("kithara-crash-points-{}", std::process::id()));
