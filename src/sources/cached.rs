@@ -648,13 +648,14 @@ impl<F: Fetch, S: Store> Shared<F, S> {
                 return Drained::Done;
             }
             // Run into bytes another fetch delivered and the store holds: it would only
-            // bring them again.
+            // bring them again. (The store is asked last: most often there is no other
+            // fetch.)
             let overtaken = fetch.stash.is_none()
-                && store.next_held(fetch.pos) == Some(fetch.pos)
                 && before
                     .iter()
                     .chain(after.iter())
-                    .any(|ahead| ahead.range.start <= fetch.pos && fetch.pos < ahead.pos);
+                    .any(|ahead| ahead.range.start <= fetch.pos && fetch.pos < ahead.pos)
+                && store.next_held(fetch.pos) == Some(fetch.pos);
             if overtaken {
                 return Drained::Done;
             }
@@ -688,9 +689,13 @@ impl<F: Fetch, S: Store> Shared<F, S> {
                     Poll::Ready(Some(Err(error))) => return Drained::Failed(error),
                     Poll::Ready(Some(Ok(bytes))) => {
                         delivered = true;
-                        // Of no use, and not the way to `pos` either: drop it.
-                        let needed = fetch.serves(pos, params) && store.next_held(pos) != Some(pos);
-                        if !deliver(store, fetch, bytes, pos, params) && !needed {
+                        // Of no use, and not the way to `pos` either: drop it. Whether `pos`
+                        // is held is asked after the delivery, which stored nothing if it was
+                        // of no use, and never drops `pos` (it is protected).
+                        let serves = fetch.serves(pos, params);
+                        let useful = deliver(store, fetch, bytes, pos, params)
+                            || (serves && store.next_held(pos) != Some(pos));
+                        if !useful {
                             return Drained::Done;
                         }
                     }

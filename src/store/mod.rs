@@ -44,6 +44,8 @@ pub enum Validator {
 /// and may drop other ranges to make room, but never any byte in the range it is told to
 /// protect. Whatever it holds must be the resource's bytes at those positions, of the
 /// version its [`validator`](Self::validator) names.
+// `len` is the resource's length, not a count of what is held: no `is_empty` to pair.
+#[allow(clippy::len_without_is_empty)]
 pub trait Store: Send + 'static {
     /// The most bytes the store can hold: a source fetches no more than this (or a
     /// minimum) in one request, since what goes past it could not be kept.
@@ -113,7 +115,7 @@ impl Store for MemoryStore {
     }
 
     fn get(&mut self, pos: u64, max: usize) -> Option<Bytes> {
-        MemoryStore::get(self, pos, max)
+        MemoryStore::get_next(self, pos, max)
     }
 
     fn held_until(&self, pos: u64) -> u64 {
