@@ -103,7 +103,7 @@ impl MemoryStore {
         self.validator.as_ref()
     }
 
-    /// Names the version of the resource the held bytes are of (see [`Store::admit`]).
+    /// Names the version of the resource the held bytes are of (see [`Store::admit`](super::Store::admit)).
     pub fn set_validator(&mut self, validator: Option<Validator>) {
         self.validator = validator;
     }
