@@ -16,7 +16,7 @@ use futures::Stream;
 use kithara_stream::exec::block_on;
 use kithara_stream::io::BlockingReader;
 use kithara_stream::sources::{
-    BufferWatch, ByteRange, CachedSource, Progress, RangeResponse, StoreParams,
+    BufferWatch, ByteRange, ByteRate, CachedSource, Progress, RangeResponse, StoreParams,
 };
 use kithara_stream::{Engine, StreamParams};
 use proptest::prelude::*;
@@ -26,6 +26,8 @@ use proptest::prelude::*;
 struct Resource {
     data: Bytes,
     piece: usize,
+    /// Deliver the pieces without a pending poll between them.
+    eager: bool,
     fetches: Arc<AtomicUsize>,
     sent: Arc<AtomicU64>,
     asked: Arc<Mutex<Vec<ByteRange>>>,
@@ -36,9 +38,19 @@ impl Resource {
         Self {
             data: Bytes::from((0..len).map(pattern).collect::<Vec<u8>>()),
             piece,
+            eager: false,
             fetches: Arc::default(),
             sent: Arc::default(),
             asked: Arc::default(),
+        }
+    }
+
+    /// A resource whose pieces come as fast as they are polled: a fetch runs as far ahead
+    /// as the source lets it at each poll.
+    fn eager(len: u64, piece: usize) -> Self {
+        Self {
+            eager: true,
+            ..Self::new(len, piece)
         }
     }
 
@@ -72,7 +84,8 @@ impl Resource {
                 body,
                 piece: this.piece,
                 sent: this.sent.clone(),
-                ready: false,
+                ready: this.eager,
+                eager: this.eager,
             })
             .with_total_len(Some(this.len()))
             .with_start(Some(range.start))))
@@ -86,6 +99,7 @@ struct Trickle {
     piece: usize,
     sent: Arc<AtomicU64>,
     ready: bool,
+    eager: bool,
 }
 
 impl Stream for Trickle {
@@ -100,7 +114,7 @@ impl Stream for Trickle {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        self.ready = false;
+        self.ready = self.eager;
         let n = self.piece.min(self.body.len());
         let piece = self.body.split_to(n);
         self.sent.fetch_add(n as u64, Ordering::SeqCst);
@@ -123,11 +137,26 @@ fn start(resource: &Resource, store: StoreParams) -> Reader {
 /// The reader over a `CachedSource` of `resource`, its engine on a thread, and the source's
 /// buffer watch.
 fn start_watched(resource: &Resource, store: StoreParams) -> (Reader, BufferWatch) {
+    let (reader, watch, _) = start_rated(resource, store, None);
+    (reader, watch)
+}
+
+/// [`start_watched`], with the source's byte rate set to `rate` (if any) before it starts;
+/// and its rate handle.
+fn start_rated(
+    resource: &Resource,
+    store: StoreParams,
+    rate: Option<u64>,
+) -> (Reader, BufferWatch, ByteRate) {
     let source = CachedSource::new(resource.fetch(), store);
     let watch = source.buffer_watch();
+    let handle_rate = source.byte_rate();
+    if let Some(rate) = rate {
+        handle_rate.set(rate);
+    }
     let (engine, handle, stream) = Engine::build(source, params());
     std::thread::spawn(move || block_on(engine.run()));
-    (BlockingReader::new(stream, handle), watch)
+    (BlockingReader::new(stream, handle), watch, handle_rate)
 }
 
 fn read_n(reader: &mut Reader, n: usize) -> Vec<u8> {
@@ -317,6 +346,98 @@ fn the_buffer_watch_shows_what_is_held() {
         // The progress events came with the bytes, in order.
         let events: Vec<_> = reader.take_messages();
         assert!(!events.is_empty());
+    });
+}
+
+/// Reads 64 KiB, then lets the fetch run ahead until it pauses at `pos + look_ahead` (the
+/// engine stops at the ring's capacity; an eager resource's fetch gets there at the poll
+/// after the read): waits until it has sent that far, and checks that it never sends more
+/// than a piece past it. `at`: where the reader is; returns where it is after.
+fn run_ahead(
+    reader: &mut Reader,
+    resource: &Resource,
+    watch: &BufferWatch,
+    at: u64,
+    look_ahead: u64,
+) -> u64 {
+    let step = 64 << 10;
+    let mut read = |at: u64| {
+        let ok = read_n(reader, step) == expected(at, step, resource.len());
+        assert!(ok, "the bytes read at {at} are not the resource's");
+        at + step as u64
+    };
+    let at = read(at);
+    let piece = resource.piece as u64;
+    let bound = |sent: u64, position: u64| {
+        assert!(
+            sent <= position + look_ahead + piece,
+            "fetched {sent} with the position at {position}: past the look-ahead {look_ahead}"
+        );
+    };
+    loop {
+        // Sent first: the position only grows after it.
+        let sent = resource.sent();
+        let position = watch.get().position;
+        bound(sent, position);
+        // The last poll ran the fetch to `look_ahead` past where it served one more piece.
+        if sent + piece >= position + look_ahead {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    // A reader that moves on moves the window on.
+    let at = read(at);
+    let (sent, position) = (resource.sent(), watch.get().position);
+    bound(sent, position);
+    at
+}
+
+#[test]
+fn a_look_ahead_in_time_applies_once_the_rate_is_known() {
+    hang_guard("cached_look_ahead_time", || {
+        let len = 4 << 20;
+        let params = StoreParams::with_budget(8 << 20)
+            .with_look_ahead(1 << 20)
+            .with_forward_skip(32 << 10)
+            .with_look_ahead_time(std::time::Duration::from_secs(2));
+        // Unknown rate: the look-ahead in bytes.
+        let resource = Resource::eager(len, 4_096);
+        let (mut reader, watch, _) = start_rated(&resource, params, None);
+        run_ahead(&mut reader, &resource, &watch, 0, 1 << 20);
+        // 100 kB/s for 2 s.
+        let resource = Resource::eager(len, 4_096);
+        let (mut reader, watch, _) = start_rated(&resource, params, Some(100_000));
+        assert_eq!(params.look_ahead(Some(100_000)), 200_000);
+        run_ahead(&mut reader, &resource, &watch, 0, 200_000);
+        // So slow that 2 s is less than twice the forward skip: twice the forward skip.
+        let resource = Resource::eager(len, 4_096);
+        let (mut reader, watch, _) = start_rated(&resource, params, Some(1_000));
+        assert_eq!(params.look_ahead(Some(1_000)), 64 << 10);
+        run_ahead(&mut reader, &resource, &watch, 0, 64 << 10);
+        // So fast that 2 s is more than the look-ahead in bytes: the cap.
+        assert_eq!(params.look_ahead(Some(10 << 20)), 1 << 20);
+    });
+}
+
+#[test]
+fn a_rate_set_while_streaming_takes_effect_at_once() {
+    hang_guard("cached_rate_later", || {
+        let len = 4 << 20;
+        let params = StoreParams::with_budget(8 << 20)
+            .with_look_ahead(1 << 20)
+            .with_forward_skip(32 << 10)
+            .with_look_ahead_time(std::time::Duration::from_secs(4));
+        let resource = Resource::eager(len, 4_096);
+        // Known from the start: 50 kB/s, 200 kB ahead.
+        let (mut reader, watch, rate) = start_rated(&resource, params, Some(50_000));
+        let at = run_ahead(&mut reader, &resource, &watch, 0, 200_000);
+        // Found after probing to be 100 kB/s: 400 kB ahead from the next chunk on.
+        rate.set_from_duration(len, std::time::Duration::from_nanos(len * 10_000));
+        assert_eq!(rate.get(), Some(100_000));
+        let at = run_ahead(&mut reader, &resource, &watch, at, 400_000);
+        // Forgotten: the look-ahead in bytes again.
+        rate.clear();
+        run_ahead(&mut reader, &resource, &watch, at, 1 << 20);
     });
 }
 

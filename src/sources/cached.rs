@@ -7,11 +7,13 @@ use core::future::Future;
 use core::ops::Range;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
+use super::byte_rate::ByteRate;
 use super::fetch::{ByteRange, Fetch, RangeMismatch, RangeResponse};
 use super::range::Checked;
 use super::{Progress, ProgressWatch, WithProgress};
@@ -25,16 +27,33 @@ use crate::sync::AtomicLen;
 
 /// How a [`CachedSource`] keeps and fetches bytes.
 ///
+/// **Look-ahead.** Fetches run ahead of the position served up to the look-ahead. It is
+/// counted in bytes ([`with_look_ahead`](Self::with_look_ahead), 1 MiB by default), or in
+/// time ([`with_look_ahead_time`](Self::with_look_ahead_time)) once the stream's
+/// [`ByteRate`] is known: then it is that time at that rate, capped by the look-ahead in
+/// bytes (which also applies while the rate is unknown), and never less than twice the
+/// forward skip in force, so that a fetch a seek waits on is not paused by it.
+///
 /// ```
 /// use kithara_stream::sources::StoreParams;
+/// use std::time::Duration;
 ///
-/// let params = StoreParams::with_budget(8 << 20).with_look_ahead(2 << 20);
+/// // Up to a minute ahead once the rate is known, never more than 4 MiB (nor before).
+/// let params = StoreParams::with_budget(8 << 20)
+///     .with_look_ahead(4 << 20)
+///     .with_look_ahead_time(Duration::from_secs(60));
 /// assert_eq!(params.budget(), 8 << 20);
+/// assert_eq!(params.look_ahead(None), 4 << 20);
+/// // 128 kbit/s: 16 000 bytes a second.
+/// assert_eq!(params.look_ahead(Some(16_000)), 960_000);
+/// // 1 kbit/s: a minute is 7 500 bytes, below twice the forward skip (256 KiB by default).
+/// assert_eq!(params.look_ahead(Some(125)), 512 << 10);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreParams {
     budget: u64,
     look_ahead: u64,
+    look_ahead_time: Option<Duration>,
     forward_skip: u64,
     max_fetches: usize,
     keep_ends: u64,
@@ -52,6 +71,7 @@ impl StoreParams {
         Self {
             budget: bytes,
             look_ahead: 1 << 20,
+            look_ahead_time: None,
             forward_skip: 256 << 10,
             max_fetches: 2,
             keep_ends: 64 << 10,
@@ -77,6 +97,45 @@ impl StoreParams {
         assert!(bytes > 0, "look_ahead must be greater than zero");
         self.look_ahead = bytes;
         self
+    }
+
+    /// Fetches into the store at most `time` ahead of the position served, at the stream's
+    /// byte rate, once it is known: a player tells it through the source's
+    /// [`byte_rate`](CachedSource::byte_rate) handle, after probing the stream. The
+    /// look-ahead in bytes ([`with_look_ahead`](Self::with_look_ahead)) stays the cap, and
+    /// is what applies while the rate is unknown; see [`look_ahead`](Self::look_ahead).
+    ///
+    /// # Panics
+    ///
+    /// If `time` is zero.
+    #[must_use]
+    #[track_caller]
+    pub fn with_look_ahead_time(mut self, time: Duration) -> Self {
+        assert!(!time.is_zero(), "look_ahead_time must be greater than zero");
+        self.look_ahead_time = Some(time);
+        self
+    }
+
+    /// The look-ahead in force, in bytes, at `rate` bytes per second (`None`: unknown): the
+    /// [`look_ahead_time`](Self::with_look_ahead_time) at `rate`, within the
+    /// [`look_ahead`](Self::with_look_ahead) in bytes and at least twice the forward skip
+    /// in force; the look-ahead in bytes without a time or a rate.
+    pub fn look_ahead(&self, rate: Option<u64>) -> u64 {
+        let (Some(time), Some(rate)) = (self.look_ahead_time, rate) else {
+            return self.look_ahead;
+        };
+        let timed = u128::from(rate) * time.as_nanos() / 1_000_000_000;
+        let timed = u64::try_from(timed).unwrap_or(u64::MAX);
+        timed.max(2 * self.skip()).min(self.look_ahead).max(1)
+    }
+
+    /// These parameters with the look-ahead in force at `rate` as their look-ahead in
+    /// bytes (the forward skip in force stays the same: see [`Self::look_ahead`]).
+    fn at_rate(&self, rate: Option<u64>) -> Self {
+        Self {
+            look_ahead: self.look_ahead(rate),
+            ..*self
+        }
     }
 
     /// A seek at most `bytes` past where a fetch has reached waits for that fetch (on the
@@ -182,7 +241,10 @@ impl core::fmt::Debug for BufferWatch {
 /// - Fetches run ahead of the position served up to the
 ///   [`look_ahead`](StoreParams::with_look_ahead), within the budget; a fetch that finds
 ///   no room pauses (the connection's own flow control holds the server back) until the
-///   reader catches up.
+///   reader catches up. With a [`look_ahead_time`](StoreParams::with_look_ahead_time), a
+///   player that has probed the stream tells the source its rate through
+///   [`byte_rate`](Self::byte_rate), and the look-ahead is counted in seconds from then
+///   on (within the look-ahead in bytes).
 /// - Eviction never drops the look-ahead window and keeps the resource's head and tail
 ///   longest ([`MemoryStore`]).
 ///
@@ -237,6 +299,7 @@ pub struct CachedSource<F: Fetch, S: Store = MemoryStore> {
     fetch: Arc<F>,
     len: Arc<AtomicLen>,
     watch: ProgressWatch,
+    rate: ByteRate,
     params: StoreParams,
 }
 
@@ -275,6 +338,7 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
             fetch: Arc::new(fetch),
             len: Arc::new(len),
             watch: ProgressWatch::default(),
+            rate: ByteRate::new(),
             params,
         }
     }
@@ -289,6 +353,31 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
     /// The in-band progress, as the engine takes each chunk (see [`ProgressWatch`]).
     pub fn progress_watch(&self) -> ProgressWatch {
         self.watch.clone()
+    }
+
+    /// The stream's byte rate, for a [`look_ahead_time`](StoreParams::with_look_ahead_time):
+    /// a handle to keep before handing the source to the engine, and to
+    /// [`set`](ByteRate::set) once the rate is known (after probing, say). Until then, and
+    /// without a look-ahead time, the look-ahead is counted in bytes.
+    ///
+    /// ```
+    /// use kithara_stream::sources::{ByteRange, CachedSource, RangeResponse, StoreParams};
+    /// use std::time::Duration;
+    ///
+    /// let fetch = |range: ByteRange| async move {
+    ///     Ok::<_, std::io::Error>(RangeResponse::new(futures::stream::empty()))
+    /// };
+    /// let params = StoreParams::with_budget(32 << 20)
+    ///     .with_look_ahead(8 << 20)
+    ///     .with_look_ahead_time(Duration::from_secs(60));
+    /// let source = CachedSource::new(fetch, params);
+    /// let rate = source.byte_rate();
+    /// // ... the engine runs the source; a decoder probes the stream: 192 kbit/s.
+    /// rate.set(192_000 / 8);
+    /// assert_eq!(params.look_ahead(rate.get()), 1_440_000); // a minute at 24 000 B/s
+    /// ```
+    pub fn byte_rate(&self) -> ByteRate {
+        self.rate.clone()
     }
 
     /// What the store holds (see [`BufferLevel`]); clone it before handing the source to
@@ -328,6 +417,7 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
             shared: self.shared.clone(),
             fetch: self.fetch.clone(),
             len: self.len.clone(),
+            rate: self.rate.clone(),
             params: self.params,
             pos,
             epoch: None,
@@ -586,6 +676,8 @@ pin_project_lite::pin_project! {
         shared: Arc<Mutex<Shared<F, S>>>,
         fetch: Arc<F>,
         len: Arc<AtomicLen>,
+        rate: ByteRate,
+        // The parameters; each poll takes the look-ahead in force at `rate` from them.
         params: StoreParams,
         // The next byte to pass on.
         pos: u64,
@@ -656,13 +748,14 @@ impl<F: Fetch, S: Store> Shared<F, S> {
                 return Drained::Done;
             }
             // Run into bytes another fetch delivered and the store holds: it would only
-            // bring them again.
+            // bring them again. (The store is asked last: most often there is no other
+            // fetch.)
             let overtaken = fetch.stash.is_none()
-                && store.next_held(fetch.pos) == Some(fetch.pos)
                 && before
                     .iter()
                     .chain(after.iter())
-                    .any(|ahead| ahead.range.start <= fetch.pos && fetch.pos < ahead.pos);
+                    .any(|ahead| ahead.range.start <= fetch.pos && fetch.pos < ahead.pos)
+                && store.next_held(fetch.pos) == Some(fetch.pos);
             if overtaken {
                 return Drained::Done;
             }
@@ -696,9 +789,13 @@ impl<F: Fetch, S: Store> Shared<F, S> {
                     Poll::Ready(Some(Err(error))) => return Drained::Failed(error),
                     Poll::Ready(Some(Ok(bytes))) => {
                         delivered = true;
-                        // Of no use, and not the way to `pos` either: drop it.
-                        let needed = fetch.serves(pos, params) && store.next_held(pos) != Some(pos);
-                        if !deliver(store, fetch, bytes, pos, params) && !needed {
+                        // Of no use, and not the way to `pos` either: drop it. Whether `pos`
+                        // is held is asked after the delivery, which stored nothing if it was
+                        // of no use, and never drops `pos` (it is protected).
+                        let serves = fetch.serves(pos, params);
+                        let useful = deliver(store, fetch, bytes, pos, params)
+                            || (serves && store.next_held(pos) != Some(pos));
+                        if !useful {
                             return Drained::Done;
                         }
                     }
@@ -797,10 +894,11 @@ impl<F: Fetch, S: Store> Stream for Served<F, S> {
         if *this.done {
             return Poll::Ready(None);
         }
+        let params = &this.params.at_rate(this.rate.get());
         let mut shared = lock(this.shared);
         loop {
             let pos = *this.pos;
-            let progressed = match shared.pump(cx, pos, this.params, this.len) {
+            let progressed = match shared.pump(cx, pos, params, this.len) {
                 Ok(progressed) => progressed,
                 Err(error) => {
                     *this.done = true;
@@ -823,27 +921,27 @@ impl<F: Fetch, S: Store> Stream for Served<F, S> {
                 *this.epoch = Some(shared.version.epoch);
                 // One lookup of the held run serves the prefetch and the level.
                 let held_until = shared.store.held_until(*this.pos);
-                shared.prefetch(*this.pos, held_until, this.fetch, this.params, total);
-                shared.level(*this.pos, held_until, this.params, total);
+                shared.prefetch(*this.pos, held_until, this.fetch, params, total);
+                shared.level(*this.pos, held_until, params, total);
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if total.is_some_and(|total| pos >= total) {
                 *this.done = true;
                 let held_until = shared.store.held_until(pos);
-                shared.level(pos, held_until, this.params, total);
+                shared.level(pos, held_until, params, total);
                 return Poll::Ready(None);
             }
-            if shared.serving(pos, this.params).is_some() {
+            if shared.serving(pos, params).is_some() {
                 if progressed {
                     continue;
                 }
                 let held_until = shared.store.held_until(pos);
-                shared.level(pos, held_until, this.params, total);
+                shared.level(pos, held_until, params, total);
                 return Poll::Pending;
             }
             let range = shared.hole(pos, total);
             let opening = InFlight::opening(range, Box::pin(this.fetch.fetch(range)));
-            shared.add(opening, pos, this.params);
+            shared.add(opening, pos, params);
         }
     }
 }

@@ -10,7 +10,8 @@
 //!   asked for. [`AsyncReadSource`] is one over a [`ReadFetch`].
 //! - [`CachedSource`]: any [`Fetch`] behind a range store under a byte budget: a seek into
 //!   held bytes makes no request, holes are fetched with an end, fetches in flight survive
-//!   seeks ([`StoreParams`], [`BufferWatch`]).
+//!   seeks ([`StoreParams`], [`BufferWatch`]); its look-ahead may be counted in seconds
+//!   once a player tells it the stream's [`ByteRate`].
 //!
 //! And the layers a fetch can wear: [`Retrying`] resumes a fetch at the byte reached after
 //! an error, a stall or a short body, as a [`RetryPolicy`] says (its waits come from the
@@ -27,6 +28,7 @@
 //! the ring), so it shows the download ahead of the play position.
 
 mod async_read;
+mod byte_rate;
 mod cached;
 mod fetch;
 mod http;
@@ -45,6 +47,7 @@ use futures_core::Stream;
 
 pub use crate::store::Validator;
 pub use async_read::{AsyncReadSource, ReadChunks, ReadFetch};
+pub use byte_rate::ByteRate;
 pub use cached::{BufferLevel, BufferWatch, CachedSource, StoreParams};
 pub use fetch::{
     ByteRange, ContentRange, Fetch, FetchError, RangeMismatch, RangeResponse, content_range_total,

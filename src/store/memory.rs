@@ -1,13 +1,12 @@
 //! [`MemoryStore`]: the byte ranges of one resource held in memory, under a byte budget.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
 
 use bytes::Bytes;
 
 use super::Validator;
-use super::runs::Runs;
+use super::pieces::PieceRuns;
 
 /// The longest piece the store keeps as one entry: what it inserts is split to this size,
 /// so that eviction frees memory in steps this small (the split is a slice, not a copy).
@@ -17,7 +16,11 @@ const PIECE: usize = 64 * 1024;
 ///
 /// Bytes enter as [`Bytes`] and leave as slices of them: the store shares the allocation
 /// that the network (and the engine's ring) hold, without a copy. What it holds is a set of
-/// disjoint pieces keyed by their offset; [`ranges`](Self::ranges) merges them.
+/// disjoint pieces in merged runs; [`ranges`](Self::ranges) lists the runs.
+///
+/// **Cost.** A stream read in order makes one run: storing a chunk at its end, serving the
+/// next one and evicting the one farthest behind each cost a step in a map of a few runs
+/// and a push or a pop, not a search among the pieces.
 ///
 /// **Eviction.** An insert that does not fit makes room by dropping pieces worth less than
 /// what it brings, where worth is, in order: the resource's head and tail (the first and
@@ -40,10 +43,11 @@ const PIECE: usize = 64 * 1024;
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
-    pieces: BTreeMap<u64, Bytes>,
-    /// The held runs, merged. Kept beside `pieces` so that finding where a run ends costs a
-    /// lookup, not a walk over its pieces.
-    runs: Runs,
+    /// The held runs, merged, each with its pieces.
+    runs: PieceRuns,
+    /// The index in its run of the piece the last [`Store::get`](super::Store::get) served
+    /// from: where the next one is looked for first.
+    cursor: usize,
     held: u64,
     budget: u64,
     keep_ends: u64,
@@ -55,8 +59,8 @@ impl MemoryStore {
     /// An empty store that holds at most `budget` bytes (0: it holds nothing).
     pub fn new(budget: u64) -> Self {
         Self {
-            pieces: BTreeMap::new(),
-            runs: Runs::default(),
+            runs: PieceRuns::default(),
+            cursor: 0,
             held: 0,
             budget,
             keep_ends: 0,
@@ -88,6 +92,7 @@ impl MemoryStore {
     }
 
     /// The resource's length, if told.
+    // The resource's length, not a count of what is held: there is no `is_empty` to pair.
     pub fn total_len(&self) -> Option<u64> {
         self.len
     }
@@ -102,18 +107,19 @@ impl MemoryStore {
         self.validator = validator;
     }
 
-    /// The piece holding `pos`: its offset and bytes.
-    fn piece_at(&self, pos: u64) -> Option<(u64, &Bytes)> {
-        let (&at, bytes) = self.pieces.range(..=pos).next_back()?;
-        (pos < at + bytes.len() as u64).then_some((at, bytes))
-    }
-
     /// The bytes held from `pos` on, at most `max` of them (from one piece), or `None` if
     /// `pos` is not held.
     pub fn get(&self, pos: u64, max: usize) -> Option<Bytes> {
-        let (at, bytes) = self.piece_at(pos)?;
-        let from = (pos - at) as usize;
-        Some(bytes.slice(from..bytes.len().min(from.saturating_add(max))))
+        let (_, at, bytes) = self.runs.piece_at(pos, self.cursor)?;
+        Some(slice(at, bytes, pos, max))
+    }
+
+    /// [`get`](Self::get), looking first where the last call left off.
+    pub(super) fn get_next(&mut self, pos: u64, max: usize) -> Option<Bytes> {
+        let (i, at, bytes) = self.runs.piece_at(pos, self.cursor)?;
+        let bytes = slice(at, bytes, pos, max);
+        self.cursor = i;
+        Some(bytes)
     }
 
     /// The end of the held run that contains `pos`: `pos` itself if it is not held.
@@ -133,7 +139,6 @@ impl MemoryStore {
 
     /// Drops everything held.
     pub fn clear(&mut self) {
-        self.pieces.clear();
         self.runs.clear();
         self.held = 0;
     }
@@ -155,7 +160,11 @@ impl MemoryStore {
             };
             at = gap.end;
             let want = gap.end - gap.start;
-            let slice = bytes.slice((gap.start - pos) as usize..(gap.end - pos) as usize);
+            let slice = if want == bytes.len() as u64 {
+                bytes.clone()
+            } else {
+                bytes.slice((gap.start - pos) as usize..(gap.end - pos) as usize)
+            };
             let fitted = self.insert_gap(gap.start, slice, &protect);
             stored += fitted;
             if fitted < want {
@@ -166,21 +175,22 @@ impl MemoryStore {
     }
 
     /// Stores `gap` at `at` (nothing there is held), as much of it as fits.
-    fn insert_gap(&mut self, at: u64, gap: Bytes, protect: &Range<u64>) -> u64 {
+    fn insert_gap(&mut self, at: u64, mut gap: Bytes, protect: &Range<u64>) -> u64 {
         let want = gap.len() as u64;
         let worth = self.worth(at..at + want, protect);
         self.make_room(want, worth, protect);
         let room = self.budget.saturating_sub(self.held).min(want);
-        let mut offset = 0;
-        while (offset as u64) < room {
-            let len = PIECE.min(room as usize - offset);
-            self.pieces
-                .insert(at + offset as u64, gap.slice(offset..offset + len));
-            offset += len;
+        if room == 0 {
+            return 0;
         }
-        if room > 0 {
-            self.runs.add(at, at + room);
-        }
+        gap.truncate(room as usize);
+        // Pieces of at most `PIECE` bytes: slices of `gap`, the last one `gap` itself.
+        let pieces = core::iter::from_fn(move || match gap.len() {
+            0 => None,
+            len if len <= PIECE => Some(core::mem::take(&mut gap)),
+            _ => Some(gap.split_to(PIECE)),
+        });
+        self.runs.add(at, pieces);
         self.held += room;
         room
     }
@@ -194,31 +204,53 @@ impl MemoryStore {
             if victim >= worth {
                 return;
             }
-            let bytes = self.pieces.remove(&at).expect("the victim is held");
-            self.runs.remove(at, at + bytes.len() as u64);
+            let bytes = self.runs.remove_piece(at).expect("the victim is held");
             self.held -= bytes.len() as u64;
         }
     }
 
-    /// The piece worth least, and its worth. The pieces worth `Near` lie on either side of
-    /// the protected window, between the head and the tail, and the farthest of them is
-    /// the first or the last: the search from each end passes only the head or the tail
-    /// and the window, not every piece.
+    /// The piece worth least, and its worth: the farthest of the pieces worth `Near`, else
+    /// the first piece worth `End`.
+    ///
+    /// The `Near` pieces lie on either side of the protected window, between the head and
+    /// the tail, so the farthest is the first of them or the last, and the last can only
+    /// be farther if it lies past the window: each is found with a lookup or two, not by a
+    /// walk over the pieces.
     fn least_worth(&self, protect: &Range<u64>) -> Option<(u64, Worth)> {
-        let worth =
-            |(&at, bytes): (&u64, &Bytes)| (at, self.worth(at..at + bytes.len() as u64, protect));
-        let near = |&(_, w): &(u64, Worth)| matches!(w, Worth::Near(_));
-        let first = self.pieces.iter().map(worth).find(near);
-        let last = self.pieces.iter().rev().map(worth).find(near);
-        match (first, last) {
-            (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
-            (a, b) => a.or(b).or_else(|| {
-                self.pieces
-                    .iter()
-                    .map(worth)
-                    .find(|&(_, w)| w == Worth::End)
-            }),
+        let overlaps = |piece: &Range<u64>| piece.start < protect.end && protect.start < piece.end;
+        let worth = |piece: Range<u64>| (piece.start, self.worth(piece, protect));
+        // Where the tail starts: a piece that ends past it is in the tail.
+        let tail = self
+            .len
+            .map_or(u64::MAX, |len| len.saturating_sub(self.keep_ends));
+        // The first piece past the head and off the window, if it is before the tail.
+        let first = match self.runs.first_piece_from(self.keep_ends) {
+            Some(piece) if overlaps(&piece) => {
+                self.runs.first_piece_from(protect.end.max(self.keep_ends))
+            }
+            piece => piece,
         }
+        .filter(|piece| piece.end <= tail);
+        let Some(first) = first else {
+            // None is `Near`: the first piece off the window is in the head or the tail.
+            let piece = match self.runs.first_piece()? {
+                piece if overlaps(&piece) => self.runs.first_piece_from(protect.end)?,
+                piece => piece,
+            };
+            return Some(worth(piece)).filter(|&(_, w)| w == Worth::End);
+        };
+        let first = worth(first);
+        // The last piece before the tail, if it lies past the window and the head.
+        let last = self
+            .runs
+            .last_piece_by(tail)
+            .filter(|piece| piece.start >= protect.end && piece.start >= self.keep_ends)
+            .map(worth);
+        debug_assert!(matches!(first.1, Worth::Near(_)));
+        Some(match last {
+            Some(last) if last.1 < first.1 => last,
+            _ => first,
+        })
     }
 
     fn worth(&self, range: Range<u64>, protect: &Range<u64>) -> Worth {
@@ -238,6 +270,17 @@ impl MemoryStore {
             range.start - protect.end
         };
         Worth::Near(u64::MAX - distance)
+    }
+}
+
+/// `max` bytes at most of `bytes`, a piece at `at`, from `pos` on.
+fn slice(at: u64, bytes: &Bytes, pos: u64, max: usize) -> Bytes {
+    let from = (pos - at) as usize;
+    let to = bytes.len().min(from.saturating_add(max));
+    if from == 0 && to == bytes.len() {
+        bytes.clone()
+    } else {
+        bytes.slice(from..to)
     }
 }
 
@@ -319,7 +362,7 @@ mod tests {
         let mut store = MemoryStore::new(1 << 20);
         let big = Bytes::from(vec![7u8; 200 * 1024]);
         assert_eq!(store.insert(0, &big, 0..0), 200 * 1024);
-        assert_eq!(store.pieces.len(), 4);
+        assert_eq!(store.runs.pieces(), 4);
         assert_eq!(store.get(0, usize::MAX).unwrap().len(), PIECE);
         assert_eq!(store.held_until(0), 200 * 1024);
     }

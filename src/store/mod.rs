@@ -19,6 +19,8 @@ mod disk_cache;
 #[cfg(feature = "std")]
 mod index_file;
 mod memory;
+mod pieces;
+#[cfg(feature = "std")]
 mod runs;
 
 use alloc::string::String;
@@ -126,7 +128,7 @@ impl Store for MemoryStore {
     }
 
     fn get(&mut self, pos: u64, max: usize) -> Option<Bytes> {
-        MemoryStore::get(self, pos, max)
+        MemoryStore::get_next(self, pos, max)
     }
 
     fn held_until(&self, pos: u64) -> u64 {

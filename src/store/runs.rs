@@ -1,4 +1,5 @@
-//! [`Runs`]: a set of disjoint byte ranges, merged, with lookups that cost one B-tree step.
+//! [`Runs`]: a set of disjoint byte ranges, merged, with lookups that cost one B-tree step:
+//! the ranges a [`DiskStore`](super::DiskStore) holds and its index records.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
