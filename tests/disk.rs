@@ -555,3 +555,29 @@ fn a_clear_whose_index_could_not_be_written_keeps_no_new_bytes_under_the_old_cla
         if version.as_ref() == Some(&v1) { 1 } else { 2 }
     });
 }
+
+#[test]
+fn bytes_a_kill_left_past_the_last_claim_are_cut_when_the_cache_opens() {
+    let dir = TempDir::new("unclaimed-tail");
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    let mut store = cache.store("t").unwrap().with_sync_every(u64::MAX);
+    store.set_total_len(Some(1 << 20));
+    assert_eq!(
+        store.insert(0, &Bytes::from(vec![1; 100_000]), 0..0),
+        100_000
+    );
+    store.publish().unwrap();
+    // Written, not published; then a kill.
+    let rest = Bytes::from(vec![1; 500_000]);
+    assert_eq!(store.insert(100_000, &rest, 0..0), 500_000);
+    std::mem::forget(store);
+    drop(cache);
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    assert_eq!(cache.used(), 100_000);
+    let on_disk = data_on_disk(&dir.0);
+    assert!(
+        on_disk <= cache.used() + DISK_CHUNK as u64,
+        "{on_disk} bytes on disk, {} held",
+        cache.used()
+    );
+}
