@@ -118,8 +118,9 @@ impl DiskStore {
             .create(true)
             .truncate(false)
             .open(&data_path);
-        let file = match file {
-            Ok(file) => file,
+        let file_len = file.and_then(|file| Ok((file.metadata()?.len(), file)));
+        let (file_len, file) = match file_len {
+            Ok(opened) => opened,
             Err(error) => {
                 lock(&cache).closed(&name);
                 return Err(error);
@@ -127,7 +128,6 @@ impl DiskStore {
         };
         // An index never claims bytes past the data file's end: the data was synced before
         // it was published. Should a file system have lost them anyway, drop the claim.
-        let file_len = file.metadata()?.len();
         let mut stale_claims = false;
         for run in index.runs.ranges() {
             if run.end > file_len {
