@@ -572,3 +572,89 @@ fn cached_source_reads_a_resource_of_unknown_length_to_its_end() {
         result.expect("a clean end, not an error");
     });
 }
+
+/// A resource that changes to version 2 (`ETag: "v2"`, each byte plus one, `len2` long)
+/// at the first fetch that does not start at 0: the fetches of one play see both.
+fn changing_fetch(
+    len1: u64,
+    len2: u64,
+) -> impl Fn(ByteRange) -> futures::future::Ready<io::Result<RangeResponse<Trickle>>>
++ Send
++ Sync
++ 'static {
+    let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    move |range: ByteRange| {
+        if range.start > 0 {
+            changed.store(true, Ordering::SeqCst);
+        }
+        let v2 = changed.load(Ordering::SeqCst);
+        let len = if v2 { len2 } else { len1 };
+        let end = range.end.unwrap_or(len).min(len);
+        let start = range.start.min(end);
+        let body: Vec<u8> = (start..end)
+            .map(|i| pattern(i).wrapping_add(u8::from(v2)))
+            .collect();
+        let tag = if v2 { "\"v2\"" } else { "\"v1\"" };
+        futures::future::ready(Ok(RangeResponse::new(Trickle {
+            body: Bytes::from(body),
+            piece: 16 * 1024,
+            sent: Arc::default(),
+            ready: false,
+            eager: false,
+        })
+        .with_total_len(Some(len))
+        .with_start(Some(range.start))
+        .with_validator(Some(kithara_stream::store::Validator::ETag(tag.into())))))
+    }
+}
+
+/// Reads a play of a resource that changes under it: the bytes read before the change
+/// are of version 1 only and the change is an error; read again, all of version 2. With
+/// `held`, the store holds version 1's first `held` bytes at the start, so that the fetch
+/// of what follows them (which sees version 2) is in flight while the reader is far behind.
+fn read_across_a_change(len1: u64, len2: u64, held: u64) {
+    use kithara_stream::store::{MemoryStore, Store, Validator};
+    let v1: Vec<u8> = (0..len1).map(pattern).collect();
+    let mut store = MemoryStore::new(300_000);
+    store.admit(Some(&Validator::ETag("\"v1\"".into())), Some(len1));
+    store.insert(0, &Bytes::from(v1[..held as usize].to_vec()), 0..0);
+    let source = CachedSource::with_store(
+        changing_fetch(len1, len2),
+        store,
+        StoreParams::with_budget(300_000),
+    )
+    .with_total_len(len1);
+    let (engine, handle, stream) = Engine::build(source, params());
+    std::thread::spawn(move || block_on(engine.run()));
+    let mut reader: Reader = BlockingReader::new(stream, handle);
+    let mut all = Vec::new();
+    let error = reader.read_to_end(&mut all).map(|_| all.len());
+    if let Some(at) = all.iter().zip(&v1).position(|(a, b)| a != b) {
+        panic!("byte {at} of the first read is not of version 1");
+    }
+    let error = error.expect_err("the change passed unnoticed");
+    assert!(
+        format!("{error:?}").contains("Changed"),
+        "not a change: {error:?}"
+    );
+    reader.seek(SeekFrom::Start(0)).unwrap();
+    let mut again = Vec::new();
+    reader.read_to_end(&mut again).unwrap();
+    let v2: Vec<u8> = (0..len2).map(|i| pattern(i).wrapping_add(1)).collect();
+    assert_eq!(again.len(), v2.len(), "the length of version 2");
+    assert!(again == v2, "the second read is not version 2");
+}
+
+#[test]
+fn a_change_seen_by_a_prefetch_is_an_error_and_its_bytes_never_meet_the_old_ones() {
+    hang_guard("cached_change_prefetch", || {
+        read_across_a_change(1_000_000, 1_000_000, 300_000);
+    });
+}
+
+#[test]
+fn after_a_change_of_length_a_read_from_the_start_gets_the_new_version_whole() {
+    hang_guard("cached_change_len", || {
+        read_across_a_change(1_000_000, 800_000, 0);
+    });
+}

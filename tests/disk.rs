@@ -471,3 +471,113 @@ fn one_store_per_key_at_a_time_and_damaged_files_are_dropped() {
     );
     assert!(cache.store("a").unwrap().ranges().is_empty());
 }
+
+/// The data file of the only resource in `dir`.
+fn the_data_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "data"))
+        .unwrap()
+}
+
+/// Reopens the cache in `dir` (as a restart after a kill would) and checks that every byte
+/// the store of `key` claims is `want`'s.
+fn assert_claims_only(dir: &Path, key: &str, want: impl Fn(u64) -> u8) {
+    let cache = DiskCache::open(dir, 1 << 20).unwrap();
+    let mut store = cache.store(key).unwrap();
+    for run in store.ranges() {
+        let mut pos = run.start;
+        while pos < run.end {
+            let got = store.get(pos, usize::MAX).unwrap();
+            for (at, &b) in (pos..).zip(got.iter()) {
+                assert_eq!(b, want(at), "claimed byte {at} is wrong");
+            }
+            pos += got.len() as u64;
+        }
+    }
+}
+
+#[test]
+fn claims_dropped_at_open_are_off_the_disk_before_a_write_could_fill_them_with_zeros() {
+    let dir = TempDir::new("trimmed");
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    {
+        let mut store = cache.store("t").unwrap();
+        store.set_total_len(Some(10_000));
+        assert_eq!(store.insert(0, &Bytes::from(vec![7; 1_000]), 0..0), 1_000);
+    }
+    // The file system lost the data (the index claims 0..1000 of an empty file).
+    std::fs::File::options()
+        .write(true)
+        .open(the_data_file(&dir.0))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let mut store = cache.store("t").unwrap();
+    assert!(store.ranges().is_empty());
+    // A write past the lost bytes makes them a hole of zeros; then a kill (no publish).
+    assert_eq!(
+        store.insert(5_000, &Bytes::from(vec![9; 1_000]), 0..0),
+        1_000
+    );
+    std::mem::forget(store);
+    assert_claims_only(&dir.0, "t", |at| if at < 1_000 { 7 } else { 9 });
+}
+
+#[test]
+fn a_clear_whose_index_could_not_be_written_keeps_no_new_bytes_under_the_old_claims() {
+    let dir = TempDir::new("clear-fails");
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    let v1 = Validator::ETag("\"v1\"".into());
+    {
+        let mut store = cache.store("t").unwrap();
+        store.admit(Some(&v1), Some(10_000));
+        assert_eq!(store.insert(0, &Bytes::from(vec![1; 4_000]), 0..0), 4_000);
+    }
+    let mut store = cache.store("t").unwrap();
+    // The index cannot be replaced: its temporary file's name is taken by a directory.
+    let index = the_data_file(&dir.0).with_extension("index");
+    let tmp = index.with_extension("index.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    assert!(store.admit(Some(&Validator::ETag("\"v2\"".into())), Some(10_000)));
+    assert!(store.io_errors() > 0);
+    // Version 2's bytes at the old claims; then a kill.
+    store.insert(0, &Bytes::from(vec![2; 4_000]), 0..0);
+    std::mem::forget(store);
+    std::fs::remove_dir(&tmp).unwrap();
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    let store = cache.store("t").unwrap();
+    let version = store.validator().cloned();
+    drop(store);
+    drop(cache);
+    assert_claims_only(&dir.0, "t", |_| {
+        if version.as_ref() == Some(&v1) { 1 } else { 2 }
+    });
+}
+
+#[test]
+fn bytes_a_kill_left_past_the_last_claim_are_cut_when_the_cache_opens() {
+    let dir = TempDir::new("unclaimed-tail");
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    let mut store = cache.store("t").unwrap().with_sync_every(u64::MAX);
+    store.set_total_len(Some(1 << 20));
+    assert_eq!(
+        store.insert(0, &Bytes::from(vec![1; 100_000]), 0..0),
+        100_000
+    );
+    store.publish().unwrap();
+    // Written, not published; then a kill.
+    let rest = Bytes::from(vec![1; 500_000]);
+    assert_eq!(store.insert(100_000, &rest, 0..0), 500_000);
+    std::mem::forget(store);
+    drop(cache);
+    let cache = DiskCache::open(&dir.0, 1 << 20).unwrap();
+    assert_eq!(cache.used(), 100_000);
+    let on_disk = data_on_disk(&dir.0);
+    assert!(
+        on_disk <= cache.used() + DISK_CHUNK as u64,
+        "{on_disk} bytes on disk, {} held",
+        cache.used()
+    );
+}

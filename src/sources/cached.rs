@@ -319,9 +319,10 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
     ///
     /// What the store already holds is served without a fetch, and a length it knows is
     /// the stream's length from the start. A response of another version of the resource
-    /// than the one held ([`Store::admit`]) makes the store drop what it held and fails
-    /// with [`RangeMismatch::Changed`](super::RangeMismatch::Changed) if any of it was
-    /// served; a new attempt starts over on the new version.
+    /// than the one held ([`Store::admit`]) makes the store drop what it held, and fails
+    /// the stream with [`RangeMismatch::Changed`](super::RangeMismatch::Changed) if any
+    /// byte was passed on already (whichever fetch, for whichever position, saw the
+    /// change); a new attempt starts over on the new version, and its length.
     pub fn with_store(fetch: F, store: S, params: StoreParams) -> Self {
         let len = AtomicLen::new();
         len.store(store.total_len());
@@ -560,6 +561,9 @@ enum Drained<E> {
     /// It ended, or is of no more use: drop it.
     Done,
     Failed(E),
+    /// Its response is of another version than bytes passed on: the stream's error,
+    /// whichever position the fetch was for.
+    Changed(E),
 }
 
 /// The smallest range a fetch asks for when the store's budget is smaller.
@@ -589,12 +593,14 @@ impl Version {
         len: &AtomicLen,
     ) -> Result<u64, RangeMismatch> {
         if store.admit(response.validator.as_ref(), response.total_len) {
+            // The store holds the new version now: the fetches admitted before bring
+            // stale bytes, and the length is the new one's.
             self.epoch += 1;
             len.store(response.total_len);
             if self.served {
+                // Bytes of the old version were passed on: the reader must know.
                 return Err(RangeMismatch::Changed);
             }
-            // Nothing was passed on yet: start over on the new version, silently.
         }
         Ok(self.epoch)
     }
@@ -711,6 +717,10 @@ impl<F: Fetch, S: Store> Shared<F, S> {
                     drop(self.fetches.swap_remove(i));
                     progressed = true;
                 }
+                Drained::Changed(error) => {
+                    drop(self.fetches.swap_remove(i));
+                    return Err(error);
+                }
                 Drained::Failed(error) => {
                     let failed = self.fetches.swap_remove(i);
                     if failed.serves(pos, params) {
@@ -775,7 +785,7 @@ impl<F: Fetch, S: Store> Shared<F, S> {
                     Poll::Ready(Ok(response)) => {
                         match version.admit(store, &response, len) {
                             Ok(epoch) => fetch.epoch = epoch,
-                            Err(changed) => return Drained::Failed(changed.into()),
+                            Err(changed) => return Drained::Changed(changed.into()),
                         }
                         match Checked::new(response, fetch.range, len.clone()) {
                             Ok(body) => fetch.state = Fetching::Streaming(Box::pin(body)),

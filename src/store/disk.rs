@@ -79,6 +79,10 @@ pub struct DiskStore {
     unpublished: u64,
     /// Whether the index changed since the last publish.
     dirty: bool,
+    /// Whether the index on disk may claim bytes the store dropped (a clear, or bytes the
+    /// data file lost): no byte is written until a publish has replaced it, since a write
+    /// could put other bytes (or a hole of zeros) under those claims.
+    stale_claims: bool,
     sync_every: u64,
     io_errors: u64,
 }
@@ -114,8 +118,9 @@ impl DiskStore {
             .create(true)
             .truncate(false)
             .open(&data_path);
-        let file = match file {
-            Ok(file) => file,
+        let file_len = file.and_then(|file| Ok((file.metadata()?.len(), file)));
+        let (file_len, file) = match file_len {
+            Ok(opened) => opened,
             Err(error) => {
                 lock(&cache).closed(&name);
                 return Err(error);
@@ -123,10 +128,11 @@ impl DiskStore {
         };
         // An index never claims bytes past the data file's end: the data was synced before
         // it was published. Should a file system have lost them anyway, drop the claim.
-        let file_len = file.metadata()?.len();
+        let mut stale_claims = false;
         for run in index.runs.ranges() {
             if run.end > file_len {
                 index.runs.remove(run.start.max(file_len), run.end);
+                stale_claims = true;
             }
         }
         lock(&cache).opened(&name, index.held());
@@ -137,7 +143,8 @@ impl DiskStore {
             file,
             index,
             unpublished: 0,
-            dirty: false,
+            dirty: stale_claims,
+            stale_claims,
             sync_every: SYNC_EVERY,
             io_errors: 0,
         })
@@ -178,6 +185,7 @@ impl DiskStore {
         self.index.write(&self.index_path)?;
         self.unpublished = 0;
         self.dirty = false;
+        self.stale_claims = false;
         Ok(())
     }
 
@@ -244,6 +252,14 @@ impl Store for DiskStore {
     /// needed: a disk store drops nothing of its own resource to make room.
     fn insert(&mut self, pos: u64, bytes: &Bytes, _protect: Range<u64>) -> u64 {
         let end = pos + bytes.len() as u64;
+        if self.stale_claims && self.index.runs.gaps(pos, end).next().is_some() {
+            // The index on disk claims bytes no longer held: replaced first, or nothing
+            // is written.
+            self.publish_or_count();
+            if self.stale_claims {
+                return 0;
+            }
+        }
         let mut stored = 0;
         let mut at = pos;
         loop {
@@ -306,11 +322,13 @@ impl Store for DiskStore {
     }
 
     /// Drops everything held: the index says so first (published at once), then the
-    /// data file is emptied.
+    /// data file is emptied. Should the publish fail, nothing is written until one
+    /// succeeds.
     fn clear(&mut self) {
         let held = self.index.held();
         self.index.runs.clear();
         lock(&self.cache).release(&self.name, held);
+        self.stale_claims = true;
         self.publish_or_count();
         if self.file.set_len(0).is_err() {
             self.io_errors += 1;

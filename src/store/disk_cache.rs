@@ -30,6 +30,9 @@ use super::index_file::{Index, fnv1a};
 ///   publishes the ranges in a new index (written beside the old one, synced, renamed over
 ///   it). A crash or a kill at any moment leaves an index that claims only bytes the data
 ///   file holds; bytes written after the last publish are fetched again.
+/// - **After a crash**, the bytes written past a resource's last published range are cut
+///   when the cache opens; those written into its gaps stay on disk, uncounted, until
+///   they are written again.
 /// - **One process.** A directory is used by one `DiskCache` at a time; two processes
 ///   sharing one directory are not coordinated.
 ///
@@ -120,6 +123,8 @@ impl DiskCache {
                 let used = fs::metadata(&path)?.modified().ok();
                 match Index::read(&path)? {
                     Some(index) if file_name(&index.key) == stem => {
+                        let end = index.runs.iter().last().map_or(0, |run| run.end);
+                        cut_unclaimed_tail(&dir.join(format!("{stem}.data")), end);
                         found.push((used, String::from(stem), index.held()));
                     }
                     _ => remove_files(&dir, stem)?,
@@ -313,6 +318,17 @@ impl CacheState {
 /// The file name (without extension) of `key`: its hash, in hex.
 fn file_name(key: &str) -> String {
     format!("{:016x}", fnv1a(key.as_bytes()))
+}
+
+/// Cuts the data file at `path` at `end`, where its index's last claim ends: what lies
+/// past it was written and never published (a kill came first), and would take disk space
+/// the budget does not count. Best effort: a file that cannot be cut stays as it is.
+fn cut_unclaimed_tail(path: &Path, end: u64) {
+    if let Ok(file) = fs::OpenOptions::new().write(true).open(path) {
+        if file.metadata().is_ok_and(|meta| meta.len() > end) {
+            let _ = file.set_len(end);
+        }
+    }
 }
 
 fn remove_files(dir: &Path, name: &str) -> io::Result<()> {

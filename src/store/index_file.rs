@@ -126,7 +126,9 @@ impl Index {
     }
 
     /// Replaces the index at `path` whole: written to a temporary file beside it, synced,
-    /// then renamed over it. A crash leaves the old index or the new one, never a mix.
+    /// then renamed over it, and (on Unix) the directory synced, so that the rename is on
+    /// disk before anything the new index allows (emptying the data file after a clear,
+    /// say) is. A crash leaves the old index or the new one, never a mix.
     pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
         let tmp = path.with_extension("index.tmp");
         let mut file = File::create(&tmp)?;
@@ -136,6 +138,14 @@ impl Index {
         super::disk::crash_point();
         fs::rename(&tmp, path)?;
         super::disk::crash_point();
+        #[cfg(unix)]
+        {
+            let dir = path
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 }
