@@ -65,6 +65,29 @@ fn server(current: &Current) -> ScriptServer {
     })
 }
 
+/// What most tests start from: a directory, a resource (version 1, `len` bytes) that a
+/// server on 127.0.0.1 serves as `current` says, a runtime, and the bytes expected.
+struct Fixture {
+    dir: TempDir,
+    current: Current,
+    server: ScriptServer,
+    rt: tokio::runtime::Runtime,
+    want: Arc<Vec<u8>>,
+}
+
+impl Fixture {
+    fn new(name: &str, len: u64) -> Self {
+        let current: Current = Arc::new(std::sync::Mutex::new((1, data(len, 1))));
+        Self {
+            dir: TempDir::new(name),
+            server: server(&current),
+            current,
+            rt: runtime(),
+            want: data(len, 1),
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -130,11 +153,13 @@ const LEN: u64 = 700_000;
 #[test]
 fn a_second_play_makes_no_request_blocking_reader() {
     hang_guard("disk_second_play", || {
-        let dir = TempDir::new("second");
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(LEN, 1))));
-        let server = server(&current);
-        let rt = runtime();
-        let want = data(LEN, 1);
+        let Fixture {
+            dir,
+            server,
+            rt,
+            want,
+            ..
+        } = Fixture::new("second", LEN);
         {
             let cache = DiskCache::open(&dir.0, 10 << 20).unwrap();
             let (mut reader, task) = play(&rt, &cache, &server, "track");
@@ -167,11 +192,13 @@ fn a_second_play_makes_no_request_blocking_reader() {
 #[test]
 fn a_second_play_makes_no_request_async_reader() {
     hang_guard("disk_second_play_async", || {
-        let dir = TempDir::new("second-async");
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(LEN, 1))));
-        let server = server(&current);
-        let rt = runtime();
-        let want = data(LEN, 1);
+        let Fixture {
+            dir,
+            server,
+            rt,
+            want,
+            ..
+        } = Fixture::new("second-async", LEN);
         for run in 0..2 {
             let cache = DiskCache::open(&dir.0, 10 << 20).unwrap();
             let store = cache.store("track").unwrap();
@@ -197,11 +224,13 @@ fn a_second_play_makes_no_request_async_reader() {
 #[test]
 fn a_second_play_makes_no_request_engine_stream() {
     hang_guard("disk_second_play_engine", || {
-        let dir = TempDir::new("second-engine");
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(LEN, 1))));
-        let server = server(&current);
-        let rt = runtime();
-        let want = data(LEN, 1);
+        let Fixture {
+            dir,
+            server,
+            rt,
+            want,
+            ..
+        } = Fixture::new("second-engine", LEN);
         for run in 0..2 {
             let cache = DiskCache::open(&dir.0, 10 << 20).unwrap();
             let store = cache.store("track").unwrap();
@@ -228,11 +257,13 @@ fn a_second_play_makes_no_request_engine_stream() {
 #[test]
 fn a_stopped_download_resumes_with_only_the_missing_bytes() {
     hang_guard("disk_resume", || {
-        let dir = TempDir::new("resume");
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(LEN, 1))));
-        let server = server(&current);
-        let rt = runtime();
-        let want = data(LEN, 1);
+        let Fixture {
+            dir,
+            server,
+            rt,
+            want,
+            ..
+        } = Fixture::new("resume", LEN);
         let cache = DiskCache::open(&dir.0, 10 << 20).unwrap();
         let (mut reader, task) = play(&rt, &cache, &server, "track");
         let mut head = vec![0; 250_000];
@@ -286,12 +317,14 @@ fn data_on_disk(dir: &Path) -> u64 {
 #[test]
 fn the_disk_budget_holds_across_tracks_and_evicts_the_least_recently_used() {
     hang_guard("disk_budget", || {
-        let dir = TempDir::new("budget");
         let len = 400_000;
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(len, 1))));
-        let server = server(&current);
-        let rt = runtime();
-        let want = data(len, 1);
+        let Fixture {
+            dir,
+            server,
+            rt,
+            want,
+            ..
+        } = Fixture::new("budget", len);
         let budget = 1_000_000;
         let cache = DiskCache::open(&dir.0, budget).unwrap();
         for track in 0..5 {
@@ -340,11 +373,13 @@ fn the_disk_budget_holds_across_tracks_and_evicts_the_least_recently_used() {
 #[test]
 fn a_resource_larger_than_the_budget_is_kept_in_part_and_read_whole() {
     hang_guard("disk_too_big", || {
-        let dir = TempDir::new("too-big");
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(LEN, 1))));
-        let server = server(&current);
-        let rt = runtime();
-        let want = data(LEN, 1);
+        let Fixture {
+            dir,
+            server,
+            rt,
+            want,
+            ..
+        } = Fixture::new("too-big", LEN);
         let cache = DiskCache::open(&dir.0, 200_000).unwrap();
         let (mut reader, task) = play(&rt, &cache, &server, "track");
         for _ in 0..2 {
@@ -375,10 +410,13 @@ fn changed(error: &std::io::Error) -> bool {
 #[test]
 fn a_changed_resource_is_never_mixed_with_the_held_bytes() {
     hang_guard("disk_changed", || {
-        let dir = TempDir::new("changed");
-        let current: Current = Arc::new(std::sync::Mutex::new((1, data(LEN, 1))));
-        let server = server(&current);
-        let rt = runtime();
+        let Fixture {
+            dir,
+            current,
+            server,
+            rt,
+            ..
+        } = Fixture::new("changed", LEN);
         let cache = DiskCache::open(&dir.0, 10 << 20).unwrap();
         // The head of version 1 is held, as a first play that stopped would leave it.
         {

@@ -122,6 +122,26 @@ pub trait Store: Send + 'static {
     }
 }
 
+/// The gaps of `at..end` in a set of held ranges that `held_until` and `next_held` describe
+/// (as [`Store::held_until`] and [`Store::next_held`] do): its ranges not held, in order.
+fn gaps<H, N>(at: u64, end: u64, held_until: H, next_held: N) -> impl Iterator<Item = Range<u64>>
+where
+    H: Fn(u64) -> u64,
+    N: Fn(u64) -> Option<u64>,
+{
+    let mut at = at;
+    core::iter::from_fn(move || {
+        at = held_until(at);
+        if at >= end {
+            return None;
+        }
+        let gap_end = next_held(at).map_or(end, |next| next.min(end));
+        let gap = at..gap_end;
+        at = gap_end;
+        Some(gap)
+    })
+}
+
 impl Store for MemoryStore {
     fn budget(&self) -> u64 {
         MemoryStore::budget(self)

@@ -244,17 +244,12 @@ impl PieceRuns {
 
     /// The gaps of `at..end`: its ranges that no run covers, in order.
     pub(crate) fn gaps(&self, at: u64, end: u64) -> impl Iterator<Item = Range<u64>> + '_ {
-        let mut at = at;
-        core::iter::from_fn(move || {
-            at = self.held_until(at);
-            if at >= end {
-                return None;
-            }
-            let gap_end = self.next_held(at).map_or(end, |next| next.min(end));
-            let gap = at..gap_end;
-            at = gap_end;
-            Some(gap)
-        })
+        super::gaps(
+            at,
+            end,
+            |pos| self.held_until(pos),
+            |pos| self.next_held(pos),
+        )
     }
 }
 
