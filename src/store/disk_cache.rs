@@ -236,7 +236,14 @@ impl DiskCache {
                 io::ErrorKind::ResourceBusy,
                 format!("the resource {key:?} is open"),
             )),
-            Some(_) => state.forget(&name).map(|()| true),
+            Some(_) => {
+                // Another key with the same hash is not this one's to delete.
+                let index = Index::read(&state.dir.join(format!("{name}.index")))?;
+                if index.is_some_and(|index| index.key != key) {
+                    return Ok(false);
+                }
+                state.forget(&name).map(|()| true)
+            }
         }
     }
 }
@@ -341,5 +348,38 @@ fn remove(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two keys whose hashes collide share file names: removing one must not delete the
+    /// other's files. (No colliding pair is at hand, so the other key's index is put under
+    /// this key's name.)
+    #[test]
+    #[cfg_attr(miri, ignore = "file I/O")]
+    fn removing_a_key_spares_another_key_under_the_same_name() {
+        let dir = std::env::temp_dir().join(format!("kithara-collide-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let cache = DiskCache::open(&dir, 1 << 20).unwrap();
+        let name = file_name("b");
+        let index = Index {
+            key: String::from("a"),
+            ..Index::default()
+        };
+        index.write(&dir.join(format!("{name}.index"))).unwrap();
+        lock(&cache.state).entries.insert(
+            name.clone(),
+            Entry {
+                held: 0,
+                last_used: 0,
+                open: false,
+            },
+        );
+        assert!(!cache.remove("b").unwrap());
+        assert!(dir.join(format!("{name}.index")).exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 }
