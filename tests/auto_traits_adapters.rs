@@ -33,6 +33,17 @@ fn auto_traits_of_adapters() {
     send::<RangeResponse<()>>();
     send::<StreamSource<futures::stream::Empty<Result<bytes::Bytes, Infallible>>>>();
     sync::<StreamSource<futures::stream::Empty<Result<bytes::Bytes, Infallible>>>>();
+
+    // Stores: a `CachedSource` holds one under a mutex shared with its writer tasks, and
+    // a disk cache is cloned across threads.
+    send::<kithara_stream::store::MemoryStore>();
+    sync::<kithara_stream::store::MemoryStore>();
+    send::<kithara_stream::store::DiskStore>();
+    sync::<kithara_stream::store::DiskStore>();
+    send::<kithara_stream::store::DiskCache>();
+    sync::<kithara_stream::store::DiskCache>();
+    send::<kithara_stream::store::Validator>();
+    sync::<kithara_stream::store::Validator>();
 }
 
 /// The `symphonia` feature: the blocking reader is a `MediaSource`.
