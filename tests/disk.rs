@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::script_server::{Reply, ScriptServer};
-use common::{hang_guard, pattern};
+use common::{assert_same, hang_guard, pattern};
 use futures::{AsyncReadExt, AsyncSeekExt, StreamExt};
 use kithara_stream::io::{AsyncReader, BlockingReader, stream_error};
 use kithara_stream::sources::{
@@ -139,13 +139,6 @@ fn close(
 ) {
     drop(reader);
     rt.block_on(task).unwrap();
-}
-
-fn assert_same(got: &[u8], want: &[u8]) {
-    assert_eq!(got.len(), want.len(), "length");
-    if let Some(at) = got.iter().zip(want).position(|(a, b)| a != b) {
-        panic!("first wrong byte at {at}");
-    }
 }
 
 const LEN: u64 = 700_000;

@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{self, ErrorKind, Seek, SeekFrom};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::script_server::{Reply, Request, ScriptServer};
-use common::{hang_guard, pattern};
+use common::{assert_same, hang_guard, pattern, read_all};
 use futures::AsyncReadExt;
 use futures::StreamExt;
 use kithara_stream::io::{AsyncReader, BlockingReader, stream_error};
@@ -86,26 +86,7 @@ fn blocking(run: &Run) -> BlockingReader<(), Progress, io::Error> {
     BlockingReader::new(stream, handle)
 }
 
-fn read_all(reader: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
-    let mut all = Vec::new();
-    let mut buf = vec![0; 50_000];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return (all, None),
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(error) => return (all, Some(error)),
-        }
-    }
-}
-
 #[track_caller]
-fn assert_same(got: &[u8], want: &[u8]) {
-    if let Some(at) = got.iter().zip(want).position(|(a, b)| a != b) {
-        panic!("bytes differ at {at}");
-    }
-    assert_eq!(got.len(), want.len(), "lengths differ");
-}
-
 /// The inner `io::Error` of a stream error from a reader.
 fn source_error(error: &io::Error) -> &io::Error {
     match stream_error::<io::Error>(error) {

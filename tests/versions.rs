@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::script_server::{Reply, ScriptServer};
-use common::{hang_guard, pattern};
+use common::{hang_guard, pattern, read_all};
 use futures::channel::oneshot;
 use futures::future::{self, Shared};
 use futures::stream::{self, BoxStream};
@@ -84,19 +84,6 @@ where
     let (engine, handle, stream) = Engine::build(source, params());
     std::thread::spawn(move || block_on(engine.run()));
     BlockingReader::new(stream, handle)
-}
-
-/// Reads to the end or the first error.
-fn read_all(reader: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
-    let mut all = Vec::new();
-    let mut buf = vec![0; 50_000];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return (all, None),
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(error) => return (all, Some(error)),
-        }
-    }
 }
 
 /// Seeks to `pos` and reads to the end: the bytes and the error of the seek or the read.

@@ -21,6 +21,28 @@ use futures::future::RemoteHandle;
 pub use source::{Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Stats, TestError, TestSource, pattern};
 pub use track::{Tracker, drain};
 
+/// Reads to the end or the first error, 50 000 bytes at a time: the bytes read, and the
+/// error.
+pub fn read_all(reader: &mut impl std::io::Read) -> (Vec<u8>, Option<std::io::Error>) {
+    let mut all = Vec::new();
+    let mut buf = vec![0; 50_000];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return (all, None),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(error) => return (all, Some(error)),
+        }
+    }
+}
+
+/// Asserts that `got` is `want`, naming the first byte that differs.
+pub fn assert_same(got: &[u8], want: &[u8]) {
+    if let Some(at) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!("bytes differ at {at}");
+    }
+    assert_eq!(got.len(), want.len(), "lengths differ");
+}
+
 /// A file written for one test, removed at the end.
 pub struct TempFile(pub std::path::PathBuf);
 
