@@ -612,3 +612,26 @@ fn bytes_a_kill_left_past_the_last_claim_are_cut_when_the_cache_opens() {
         cache.used()
     );
 }
+
+/// `Store::keep` as a store that writes (the trait's default): the bytes come back exactly
+/// when not all of them are held, and what it stored is what `insert` would have stored.
+#[test]
+fn keep_gives_the_bytes_back_when_the_disk_store_has_not_all_of_them() {
+    let dir = TempDir::new("keep");
+    let cache = DiskCache::open(&dir.0, 10_000).unwrap();
+    let mut store = cache.store("k").unwrap();
+    let bytes = |at: u64, len: u64| Bytes::from((at..at + len).map(pattern).collect::<Vec<_>>());
+    assert_eq!(store.keep(0, bytes(0, 4_000), 0..0), (4_000, None));
+    // Half held already: the rest is stored, and all of it is held.
+    assert_eq!(store.keep(2_000, bytes(2_000, 4_000), 0..0), (2_000, None));
+    // Past the budget (10 000): a prefix is stored, the bytes come back whole.
+    let over = bytes(6_000, 8_000);
+    let (stored, back) = store.keep(6_000, over.clone(), 0..0);
+    assert!(
+        stored < 8_000,
+        "stored {stored} of 8000 over a budget of 10000"
+    );
+    assert_eq!(back, Some(over));
+    assert_eq!(store.held_until(0), 6_000 + stored);
+    assert_eq!(store.get(0, 100).unwrap(), bytes(0, 100));
+}

@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::pattern;
-use kithara_stream::store::MemoryStore;
+use kithara_stream::store::{MemoryStore, Store};
 use proptest::prelude::*;
 
 const LEN: u64 = 2_000;
@@ -247,14 +247,15 @@ proptest! {
     ))]
 
     /// Appends at the end of a run (the store's fast path), random inserts and evictions,
-    /// interleaved: the store holds exactly the pieces the reference does, and says so
-    /// through every lookup.
+    /// interleaved, by reference (`insert`) or handed over (`Store::keep`): the store holds
+    /// exactly the pieces the reference does, and says so through every lookup; `keep` gives
+    /// the bytes back, unchanged, exactly when not all of them are held.
     #[test]
     fn model_memory_store_holds_what_the_reference_holds(
         budget in prop_oneof![1u64..100_000, 100_000u64..700_000, Just(BIG)],
         keep_ends in prop_oneof![Just(0u64), 0u64..100_000],
         known_len in any::<bool>(),
-        steps in proptest::collection::vec(step(), 1..80),
+        steps in proptest::collection::vec((step(), any::<bool>()), 1..80),
     ) {
         static DATA: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
         let data = DATA.get_or_init(|| Bytes::from((0..BIG).map(pattern).collect::<Vec<u8>>()));
@@ -264,7 +265,7 @@ proptest! {
         store.set_len(len);
         reference.len = len;
         let mut end = 0;
-        for (step, behind, window_len) in steps {
+        for ((step, behind, window_len), by_value) in steps {
             let (at, len) = match step {
                 Step::Append { len } => (end, len),
                 Step::At { at, len } => (at, len),
@@ -278,7 +279,17 @@ proptest! {
             let window = (at + len / 2).saturating_sub(behind);
             let protect = window..(window + window_len).min(BIG);
             let bytes = data.slice(at as usize..end as usize);
-            let stored = store.insert(at, &bytes, protect.clone());
+            let stored = if by_value {
+                let (stored, back) = Store::keep(&mut store, at, bytes.clone(), protect.clone());
+                let all_held = store.held_until(at) >= end;
+                prop_assert_eq!(back.is_none(), all_held, "bytes back at {}..{}", at, end);
+                if let Some(back) = back {
+                    prop_assert_eq!(&back, &bytes);
+                }
+                stored
+            } else {
+                store.insert(at, &bytes, protect.clone())
+            };
             prop_assert_eq!(stored, reference.insert(at, &bytes, protect));
             prop_assert_eq!(store.held_bytes(), reference.held);
             prop_assert_eq!(store.ranges(), reference.ranges());

@@ -29,12 +29,13 @@
 //! - `KITHARA_STORE_RUNS` (default 9): streaming runs per contender; medians are reported.
 //! - `KITHARA_STORE_SEEKS` (default 2000): seeks per contender.
 //! - `KITHARA_STORE_RTT_US` (default 1000): the simulated round trip of a fetch, in µs.
-//! - `KITHARA_STORE_ONLY` (optional): `seek` or `stream`.
+//! - `KITHARA_STORE_ONLY` (optional): `seek`, `stream` or `cost`.
 //! - `KITHARA_STORE_FETCH=copy` (optional): the streaming fetch copies each chunk into an
 //!   allocation of its own, as a network client's reads do, instead of handing out slices.
 //! - `KITHARA_STORE_CONTENDER` (optional): stream only through the contenders whose name
 //!   contains this text (for profiling one; the ratios are then to the first one left).
 
+mod cost;
 mod resource;
 mod seek;
 mod throughput;
@@ -108,6 +109,19 @@ fn main() {
         println!(
             "(median of {runs} interleaved runs; ratios are medians of the per-round ratios; \
              load average {} after the runs)",
+            load()
+        );
+    }
+
+    if only.is_empty() || only == "cost" {
+        let resource = resource::Resource::new((mib * MIB) as u64);
+        let mut contenders = throughput::contenders(resource.len());
+        if let Ok(who) = std::env::var("KITHARA_STORE_CONTENDER") {
+            contenders.retain(|c| c.name.contains(&who));
+        }
+        cost::measure(&resource, &contenders, runs);
+        println!(
+            "(median of {runs} interleaved runs; load average {} after them)",
             load()
         );
     }

@@ -2,6 +2,7 @@
 //! that a seek into fetched bytes never touches the network.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::ops::Range;
@@ -422,6 +423,7 @@ impl<F: Fetch, S: Store> CachedSource<F, S> {
             params: self.params,
             pos,
             epoch: None,
+            batch: VecDeque::new(),
             done: false,
         };
         let (shared, len, watch, params) = (
@@ -690,9 +692,16 @@ pin_project_lite::pin_project! {
         // The `Version::epoch` of the bytes it passed on, once it has: a change of version
         // after that fails it, so that bytes of two versions never follow each other.
         epoch: Option<u64>,
+        // Bytes taken under the last lock and not passed on yet, in order (see `BATCH`).
+        batch: VecDeque<Bytes>,
         done: bool,
     }
 }
+
+/// How many bytes a [`Served`] takes under one lock, at most (it takes at least one piece):
+/// the lock, the look-up of the held run and the prefetch check are paid once for them.
+/// Small against the ring, so that what a seek drops is little.
+const BATCH: usize = 64 << 10;
 
 impl<F: Fetch, S: Store> Shared<F, S> {
     /// Drains every fetch in flight as far as it goes. Whether any delivered or ended, or
@@ -882,12 +891,11 @@ fn deliver<F: Fetch, S: Store>(
     let at = fetch.pos;
     let end = at + bytes.len() as u64;
     fetch.pos = end;
-    let stored = store.insert(at, &bytes, pos..pos.saturating_add(params.look_ahead));
+    let (stored, rest) = store.keep(at, bytes, pos..pos.saturating_add(params.look_ahead));
     let from = at.max(pos);
-    if from < end {
+    if let Some(mut rest) = rest.filter(|_| from < end) {
         let missing = store.held_until(from);
         if missing < end {
-            let mut rest = bytes;
             rest.advance((missing - at) as usize);
             fetch.stash = Some((missing, rest));
             return true;
@@ -901,12 +909,15 @@ impl<F: Fetch, S: Store> Stream for Served<F, S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
+        if let Some(bytes) = this.batch.pop_front() {
+            return Poll::Ready(Some(Ok(bytes)));
+        }
         if *this.done {
             return Poll::Ready(None);
         }
         let params = &this.params.at_rate(this.rate.get());
         let mut shared = lock(this.shared);
-        loop {
+        let first = loop {
             let pos = *this.pos;
             let progressed = match shared.pump(cx, pos, params, this.len) {
                 Ok(progressed) => progressed,
@@ -926,14 +937,7 @@ impl<F: Fetch, S: Store> Stream for Served<F, S> {
             }
             let total = this.len.load();
             if let Some(bytes) = shared.take(pos) {
-                *this.pos += bytes.len() as u64;
-                shared.version.served = true;
-                *this.epoch = Some(shared.version.epoch);
-                // One lookup of the held run serves the prefetch and the level.
-                let held_until = shared.store.held_until(*this.pos);
-                shared.prefetch(*this.pos, held_until, this.fetch, params, total);
-                shared.level(*this.pos, held_until, params, total);
-                return Poll::Ready(Some(Ok(bytes)));
+                break bytes;
             }
             if total.is_some_and(|total| pos >= total) {
                 *this.done = true;
@@ -952,6 +956,28 @@ impl<F: Fetch, S: Store> Stream for Served<F, S> {
             let range = shared.hole(pos, total);
             let opening = InFlight::opening(range, Box::pin(this.fetch.fetch(range)));
             shared.add(opening, pos, params);
+        };
+        shared.version.served = true;
+        *this.epoch = Some(shared.version.epoch);
+        *this.pos += first.len() as u64;
+        // The position is published, and the next fetch started, as of `first`: the fetches
+        // ran up to the look-ahead from there, and the batch is held bytes (or a stash)
+        // waiting to be passed on.
+        let served = *this.pos;
+        let total = this.len.load();
+        let held_until = shared.store.held_until(served);
+        shared.prefetch(served, held_until, this.fetch, params, total);
+        shared.level(served, held_until, params, total);
+        // More of what is ready, up to `BATCH`: what the store holds after it, or a stash.
+        let mut taken = first.len();
+        while taken < BATCH {
+            let Some(bytes) = shared.take(*this.pos) else {
+                break;
+            };
+            *this.pos += bytes.len() as u64;
+            taken += bytes.len();
+            this.batch.push_back(bytes);
         }
+        Poll::Ready(Some(Ok(first)))
     }
 }

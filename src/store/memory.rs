@@ -148,10 +148,23 @@ impl MemoryStore {
     /// Returns how many of them were stored: from the first missing byte on, a prefix of
     /// what was missing; 0 if all were held already.
     pub fn insert(&mut self, pos: u64, bytes: &Bytes, protect: Range<u64>) -> u64 {
-        if self.budget == 0 {
-            return 0;
+        self.keep(pos, bytes.clone(), protect).0
+    }
+
+    /// [`insert`](Self::insert) with `bytes` handed over: how many bytes were stored, and
+    /// `bytes` back unless all of them are held now. Bytes that are all kept (a stream read
+    /// in order, within the budget) are moved into the store, not cloned.
+    pub(super) fn keep(
+        &mut self,
+        pos: u64,
+        bytes: Bytes,
+        protect: Range<u64>,
+    ) -> (u64, Option<Bytes>) {
+        if self.budget == 0 || bytes.is_empty() {
+            return (0, (!bytes.is_empty()).then_some(bytes));
         }
-        let end = pos + bytes.len() as u64;
+        let len = bytes.len() as u64;
+        let end = pos + len;
         let mut stored = 0;
         let mut at = pos;
         loop {
@@ -160,43 +173,48 @@ impl MemoryStore {
             };
             at = gap.end;
             let want = gap.end - gap.start;
-            let slice = if want == bytes.len() as u64 {
-                bytes.clone()
-            } else {
-                bytes.slice((gap.start - pos) as usize..(gap.end - pos) as usize)
-            };
-            let fitted = self.insert_gap(gap.start, slice, &protect);
-            stored += fitted;
-            if fitted < want {
-                break;
+            let room = self.make_room(gap.start, want, &protect);
+            if room == len {
+                // All of `bytes` was missing, and fits.
+                self.put(pos, bytes);
+                return (len, None);
+            }
+            if room > 0 {
+                let from = (gap.start - pos) as usize;
+                self.put(gap.start, bytes.slice(from..from + room as usize));
+                stored += room;
+            }
+            if room < want {
+                return (stored, Some(bytes));
             }
         }
-        stored
+        // Room made for a later gap may have dropped an earlier one.
+        let all_held = self.runs.held_until(pos) >= end;
+        (stored, (!all_held).then_some(bytes))
     }
 
-    /// Stores `gap` at `at` (nothing there is held), as much of it as fits.
-    fn insert_gap(&mut self, at: u64, mut gap: Bytes, protect: &Range<u64>) -> u64 {
-        let want = gap.len() as u64;
+    /// Makes room for the `want` bytes at `at` (none of them held) as far as their worth
+    /// allows: how many of them fit now.
+    fn make_room(&mut self, at: u64, want: u64, protect: &Range<u64>) -> u64 {
         let worth = self.worth(at..at + want, protect);
-        self.make_room(want, worth, protect);
-        let room = self.budget.saturating_sub(self.held).min(want);
-        if room == 0 {
-            return 0;
-        }
-        gap.truncate(room as usize);
-        // Pieces of at most `PIECE` bytes: slices of `gap`, the last one `gap` itself.
-        let pieces = core::iter::from_fn(move || match gap.len() {
+        self.evict(want, worth, protect);
+        self.budget.saturating_sub(self.held).min(want)
+    }
+
+    /// Adds `bytes` at `at` (none of it held; room made for it), as pieces of at most
+    /// `PIECE` bytes: slices of it, the last one `bytes` itself.
+    fn put(&mut self, at: u64, mut bytes: Bytes) {
+        self.held += bytes.len() as u64;
+        let pieces = core::iter::from_fn(move || match bytes.len() {
             0 => None,
-            len if len <= PIECE => Some(core::mem::take(&mut gap)),
-            _ => Some(gap.split_to(PIECE)),
+            len if len <= PIECE => Some(core::mem::take(&mut bytes)),
+            _ => Some(bytes.split_to(PIECE)),
         });
         self.runs.add(at, pieces);
-        self.held += room;
-        room
     }
 
     /// Drops pieces worth less than `worth`, least worth first, until `want` bytes fit.
-    fn make_room(&mut self, want: u64, worth: Worth, protect: &Range<u64>) {
+    fn evict(&mut self, want: u64, worth: Worth, protect: &Range<u64>) {
         while self.held + want > self.budget {
             let Some((at, victim)) = self.least_worth(protect) else {
                 return;

@@ -84,6 +84,18 @@ pub trait Store: Send + 'static {
     /// it stored: from the first missing byte on, a prefix of what was missing.
     fn insert(&mut self, pos: u64, bytes: &Bytes, protect: Range<u64>) -> u64;
 
+    /// [`insert`](Self::insert) with `bytes` handed over: how many bytes it stored, and
+    /// `bytes` back unless all of them are held now (the caller may still need the rest).
+    ///
+    /// [`CachedSource`](crate::sources::CachedSource) stores what it fetches this way. The
+    /// default calls `insert`; a store that keeps `Bytes` (as [`MemoryStore`] does) moves
+    /// them in instead, which saves a reference count's increment and decrement per chunk.
+    fn keep(&mut self, pos: u64, bytes: Bytes, protect: Range<u64>) -> (u64, Option<Bytes>) {
+        let stored = self.insert(pos, &bytes, protect);
+        let all_held = self.held_until(pos) >= pos + bytes.len() as u64;
+        (stored, (!all_held).then_some(bytes))
+    }
+
     /// The resource's total length, if the store knows it (a store on disk remembers it).
     fn total_len(&self) -> Option<u64>;
 
@@ -165,6 +177,10 @@ impl Store for MemoryStore {
 
     fn insert(&mut self, pos: u64, bytes: &Bytes, protect: Range<u64>) -> u64 {
         MemoryStore::insert(self, pos, bytes, protect)
+    }
+
+    fn keep(&mut self, pos: u64, bytes: Bytes, protect: Range<u64>) -> (u64, Option<Bytes>) {
+        MemoryStore::keep(self, pos, bytes, protect)
     }
 
     fn total_len(&self) -> Option<u64> {
