@@ -11,7 +11,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use kithara_stream::exec::block_on;
 use kithara_stream::sources::{CachedSource, Progress, RangeSource, StoreParams};
 use kithara_stream::{EngineSource, StreamMsg};
@@ -66,7 +66,6 @@ where
             Poll::Pending => panic!("an in-memory fetch waited at {pos}"),
         }
     }
-    let _ = task.next();
     start.elapsed().as_nanos() as f64 / (len as f64 / CHUNK as f64)
 }
 
