@@ -29,13 +29,15 @@
 //! - `KITHARA_STORE_RUNS` (default 9): streaming runs per contender; medians are reported.
 //! - `KITHARA_STORE_SEEKS` (default 2000): seeks per contender.
 //! - `KITHARA_STORE_RTT_US` (default 1000): the simulated round trip of a fetch, in µs.
-//! - `KITHARA_STORE_ONLY` (optional): `seek`, `stream` or `cost`.
+//! - `KITHARA_STORE_ONLY` (optional): `seek`, `stream`, `cost` or `http`.
+//! - `KITHARA_STORE_HTTP_MIB` (default 64): the resource of the HTTP table, in MiB.
 //! - `KITHARA_STORE_FETCH=copy` (optional): the streaming fetch copies each chunk into an
 //!   allocation of its own, as a network client's reads do, instead of handing out slices.
 //! - `KITHARA_STORE_CONTENDER` (optional): stream only through the contenders whose name
 //!   contains this text (for profiling one; the ratios are then to the first one left).
 
 mod cost;
+mod http;
 mod resource;
 mod seek;
 mod throughput;
@@ -100,10 +102,7 @@ fn main() {
 
     if only.is_empty() || only == "stream" {
         let resource = resource::Resource::new((mib * MIB) as u64);
-        let mut contenders = throughput::contenders(resource.len());
-        if let Ok(who) = std::env::var("KITHARA_STORE_CONTENDER") {
-            contenders.retain(|c| c.name.contains(&who));
-        }
+        let contenders = contenders(resource.len());
         let all_runs = throughput::interleave(&resource, &contenders, runs);
         throughput::print(&contenders, &all_runs, resource.len());
         println!(
@@ -115,14 +114,29 @@ fn main() {
 
     if only.is_empty() || only == "cost" {
         let resource = resource::Resource::new((mib * MIB) as u64);
-        let mut contenders = throughput::contenders(resource.len());
-        if let Ok(who) = std::env::var("KITHARA_STORE_CONTENDER") {
-            contenders.retain(|c| c.name.contains(&who));
-        }
-        cost::measure(&resource, &contenders, runs);
+        cost::measure(&resource, &contenders(resource.len()), runs);
         println!(
             "(median of {runs} interleaved runs; load average {} after them)",
             load()
         );
     }
+
+    if only.is_empty() || only == "http" {
+        let mib = env_usize("KITHARA_STORE_HTTP_MIB", 64).max(1);
+        let resource = resource::Resource::new((mib * MIB) as u64);
+        http::measure(&resource, &contenders(resource.len()), runs);
+        println!(
+            "(median of {runs} interleaved runs; load average {} after them)",
+            load()
+        );
+    }
+}
+
+/// The streaming contenders for a resource of `len`, as `KITHARA_STORE_CONTENDER` keeps them.
+fn contenders(len: u64) -> Vec<throughput::Contender> {
+    let mut contenders = throughput::contenders(len);
+    if let Ok(who) = std::env::var("KITHARA_STORE_CONTENDER") {
+        contenders.retain(|c| c.name.contains(&who));
+    }
+    contenders
 }

@@ -60,7 +60,7 @@ impl Resource {
     }
 
     /// The bytes from `pos` to the end of its chunk of the pattern.
-    fn run(&self, pos: u64) -> &[u8] {
+    pub fn run(&self, pos: u64) -> &[u8] {
         let chunk = CHUNK as u64;
         &self.pool[(pos / chunk) as usize % POOL][(pos % chunk) as usize..]
     }

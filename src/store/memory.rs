@@ -45,7 +45,7 @@ const PIECE: usize = 64 * 1024;
 pub struct MemoryStore {
     /// The held runs, merged, each with its pieces.
     runs: PieceRuns,
-    /// The index in its run of the piece the last [`Store::get`](super::Store::get) served
+    /// The number in its run of the piece the last [`Store::get`](super::Store::get) served
     /// from: where the next one is looked for first.
     cursor: usize,
     held: u64,

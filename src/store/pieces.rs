@@ -20,17 +20,31 @@ struct Run {
     start: u64,
     end: u64,
     pieces: VecDeque<(u64, Bytes)>,
+    /// How many pieces left its front: a piece's index plus this is its number, which
+    /// stays the same while older pieces are evicted (a hint that survives them).
+    popped: usize,
 }
 
 impl Run {
-    /// The index of the piece holding `pos`, which lies in this run: `hint` or the one
-    /// after it if either holds it (a reader moves on piece by piece), else searched for.
+    fn new(start: u64, end: u64, pieces: VecDeque<(u64, Bytes)>, popped: usize) -> Self {
+        Self {
+            start,
+            end,
+            pieces,
+            popped,
+        }
+    }
+
+    /// The index of the piece holding `pos`, which lies in this run: the piece numbered
+    /// `hint` or the one after it if either holds it (a reader moves on piece by piece),
+    /// else searched for.
     fn index(&self, pos: u64, hint: usize) -> usize {
         let holds = |i: usize| {
             self.pieces
                 .get(i)
                 .is_some_and(|(at, bytes)| *at <= pos && pos < at + bytes.len() as u64)
         };
+        let hint = hint.wrapping_sub(self.popped);
         let next = hint.wrapping_add(1);
         if holds(hint) {
             hint
@@ -88,13 +102,13 @@ impl PieceRuns {
         self.0.iter().map(|run| run.start..run.end).collect()
     }
 
-    /// The piece that holds `pos`: its index in its run (`hint`, the index a previous call
-    /// returned, is tried first), its offset and its bytes.
+    /// The piece that holds `pos`: its number in its run (`hint`, the number a previous
+    /// call returned, is tried first), its offset and its bytes.
     pub(crate) fn piece_at(&self, pos: u64, hint: usize) -> Option<(usize, u64, &Bytes)> {
         let run = &self.0[self.run_at(pos)?];
         let i = run.index(pos, hint);
         let (at, bytes) = &run.pieces[i];
-        Some((i, *at, bytes))
+        Some((run.popped.wrapping_add(i), *at, bytes))
     }
 
     /// How many pieces there are.
@@ -147,11 +161,7 @@ impl PieceRuns {
         let j = if i > 0 && self.0[i - 1].end == at {
             i - 1
         } else {
-            let run = Run {
-                start: at,
-                end: at,
-                pieces: VecDeque::new(),
-            };
+            let run = Run::new(at, at, VecDeque::new(), 0);
             self.0.insert(i, run);
             i
         };
@@ -188,13 +198,14 @@ impl PieceRuns {
     pub(crate) fn remove_piece(&mut self, at: u64) -> Option<Bytes> {
         let j = self.run_at(at)?;
         let run = &mut self.0[j];
-        let k = run.index(at, 0);
+        let k = run.index(at, run.popped);
         if run.pieces[k].0 != at {
             return None;
         }
         let last = run.pieces.len() - 1;
         let bytes = if k == 0 {
             let (_, bytes) = run.pieces.pop_front().expect("the piece is held");
+            run.popped = run.popped.wrapping_add(1);
             match run.pieces.front() {
                 Some(&(next, _)) => run.start = next,
                 None => {
@@ -211,23 +222,17 @@ impl PieceRuns {
             // In the middle: the fewer pieces move into a run of their own.
             let mut left: VecDeque<_> = run.pieces.drain(..=k).collect();
             let (_, bytes) = left.pop_back().expect("the piece is held");
-            let left = Run {
-                start: run.start,
-                end: at,
-                pieces: left,
-            };
+            let left = Run::new(run.start, at, left, run.popped);
             run.start = run.pieces.front().expect("pieces after the victim").0;
+            run.popped = run.popped.wrapping_add(k + 1);
             self.0.insert(j, left);
             self.0[j + 1].shrink();
             return Some(bytes);
         } else {
             let right = run.pieces.split_off(k + 1);
             let (_, bytes) = run.pieces.pop_back().expect("the piece is held");
-            let right = Run {
-                start: right.front().expect("pieces after the victim").0,
-                end: run.end,
-                pieces: right,
-            };
+            let start = right.front().expect("pieces after the victim").0;
+            let right = Run::new(start, run.end, right, run.popped.wrapping_add(k + 1));
             run.end = at;
             run.shrink();
             self.0.insert(j + 1, right);
@@ -312,9 +317,11 @@ mod tests {
         assert_eq!(runs.remove_piece(85).map(|b| b.len()), Some(5));
         assert_eq!(runs.remove_piece(95).map(|b| b.len()), Some(5));
         assert_eq!(runs.ranges(), vec![10..15, 25..40, 50..85, 90..95]);
+        // The run split off at 90 numbers its piece as the run it came from did (8th of
+        // 50..100), so that a hint survives the split.
         assert_eq!(
             runs.piece_at(92, 0).map(|(i, at, _)| (i, at)),
-            Some((0, 90))
+            Some((8, 90))
         );
         assert_eq!(runs.last_piece_by(89), Some(80..85));
         // Filling the holes merges the runs again.
@@ -322,8 +329,10 @@ mod tests {
         add(&mut runs, 40, 50);
         assert_eq!(runs.ranges(), vec![10..15, 25..95]);
         assert_eq!(
+            // The merged run numbers its pieces as its first run, 25..40, did: from 10 on,
+            // with the three pieces before 25 gone.
             runs.piece_at(93, 0).map(|(i, at, _)| (i, at)),
-            Some((13, 90))
+            Some((16, 90))
         );
     }
 
@@ -338,5 +347,19 @@ mod tests {
             }
         }
         assert!(runs.piece_at(100, 0).is_none());
+    }
+
+    #[test]
+    fn a_piece_keeps_its_number_while_older_ones_are_evicted() {
+        let mut runs = PieceRuns::default();
+        add(&mut runs, 0, 100);
+        let (number, _, _) = runs.piece_at(50, 0).unwrap();
+        for at in [0, 5, 10, 15] {
+            assert!(runs.remove_piece(at).is_some());
+        }
+        for (pos, hint) in [(50, number), (55, number), (50, 0)] {
+            let (i, at, _) = runs.piece_at(pos, hint).unwrap();
+            assert_eq!((i, at), ((pos / 5) as usize, pos / 5 * 5));
+        }
     }
 }
