@@ -25,14 +25,16 @@ use crate::{CHUNK, params};
 pub fn run(resource: &Resource, c: &Contender) -> f64 {
     let fetch = MemoryFetch::new(resource);
     let len = resource.len();
+    // Slices of the resource's memory, alive anyway: kept as they come.
+    let store_params = |budget| StoreParams::with_budget(budget).with_zero_copy(true);
     match c.serve {
         Serve::Range => pass(&RangeSource::new(fetch), 0, len, false),
         Serve::Cached(budget) => {
-            let source = CachedSource::new(fetch, StoreParams::with_budget(budget));
+            let source = CachedSource::new(fetch, store_params(budget));
             pass(&source, 0, len, false)
         }
         Serve::Replay => {
-            let source = CachedSource::new(fetch, StoreParams::with_budget(len));
+            let source = CachedSource::new(fetch, store_params(len));
             pass(&source, 0, len, false);
             pass(&source, 0, len, true)
         }

@@ -57,31 +57,54 @@ fn serve(runtime: &tokio::runtime::Runtime, file: &File) -> String {
     url
 }
 
-/// One pass of `c`: the engine on `runtime`, the consumer on this thread, every byte
+/// One pass of `row`: the engine on `runtime`, the consumer on this thread, every byte
 /// checked (`full`) or samples of each item. Wall time from the engine's start to the last
 /// byte.
 fn run(
     runtime: &tokio::runtime::Runtime,
     fetch: &HttpFetch,
     resource: &Resource,
-    c: &Contender,
+    row: &Row<'_>,
     full: bool,
 ) -> Duration {
-    match c.serve {
-        Serve::Range => pass(runtime, RangeSource::new(fetch.clone()), resource, full),
-        Serve::Cached(budget) => {
-            let source = CachedSource::new(fetch.clone(), StoreParams::with_budget(budget));
-            pass(runtime, source, resource, full)
-        }
-        Serve::Replay => unreachable!("a replay makes no request"),
+    let range = || RangeSource::new(fetch.clone());
+    match row {
+        Row::Holding => pass(runtime, range(), resource, full, true),
+        Row::Contender(c) => match c.serve {
+            Serve::Range => pass(runtime, range(), resource, full, false),
+            Serve::Cached(budget) => {
+                let source = CachedSource::new(fetch.clone(), StoreParams::with_budget(budget));
+                pass(runtime, source, resource, full, false)
+            }
+            Serve::Replay => unreachable!("a replay makes no request"),
+        },
     }
 }
 
+/// A row of the table: a contender, or the peer that shows what holding all of the
+/// resource in memory costs by itself.
+enum Row<'a> {
+    Contender(&'a Contender),
+    /// `RangeSource`, and a consumer that keeps every chunk to the end.
+    Holding,
+}
+
+impl Row<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Row::Contender(c) => &c.name,
+            Row::Holding => "RangeSource, the consumer keeps every chunk",
+        }
+    }
+}
+
+/// One pass; with `hold` the consumer keeps every chunk until the end.
 fn pass<S>(
     runtime: &tokio::runtime::Runtime,
     source: S,
     resource: &Resource,
     full: bool,
+    hold: bool,
 ) -> Duration
 where
     S: EngineSource<Control = (), Event = Progress>,
@@ -91,16 +114,23 @@ where
     let (engine, handle, mut stream) = Engine::build(source, params());
     let engine = runtime.spawn(engine.run());
     let mut check = Check::new(resource, 0, full);
+    let mut held = Vec::new();
     block_on(async {
         while check.pos < resource.len() {
             match stream.next().await {
-                Some(Ok(StreamMsg::Data(bytes))) => check.bytes(&bytes),
+                Some(Ok(StreamMsg::Data(bytes))) => {
+                    check.bytes(&bytes);
+                    if hold {
+                        held.push(bytes);
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => panic!("stream failed at {}: {error}", check.pos),
                 None => panic!("stream ended at {} of {}", check.pos, resource.len()),
             }
         }
     });
+    drop(held);
     let time = start.elapsed();
     drop((stream, handle));
     runtime.block_on(engine).expect("the engine's task");
@@ -115,10 +145,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Each contender once untimed with every byte checked, then `runs` interleaved rounds;
 /// the table of medians, and of the per-round ratios to the first contender.
 pub fn measure(resource: &Resource, contenders: &[Contender], runs: usize) {
-    let contenders: Vec<&Contender> = contenders
+    let mut contenders: Vec<Row<'_>> = contenders
         .iter()
         .filter(|c| !matches!(c.serve, Serve::Replay))
+        .map(Row::Contender)
         .collect();
+    contenders.push(Row::Holding);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -149,7 +181,7 @@ pub fn measure(resource: &Resource, contenders: &[Contender], runs: usize) {
         let ms: Vec<String> = times.iter().map(|t| format!("{:.0}", t * 1e3)).collect();
         println!(
             "| {} | {:.0} | {ratio:.2}x | {} |",
-            c.name,
+            c.name(),
             mib / median(times.clone()),
             ms.join(" ")
         );

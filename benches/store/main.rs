@@ -22,7 +22,16 @@
 //!   second pass served from the store; interleaved run by run, each contender first once
 //!   untimed with every byte checked, the timed runs sampled (first, last and one byte per
 //!   4 KiB of each item). The consumer drains the stream's `Bytes` (no copy), which makes
-//!   the store's cost as visible as it can be.
+//!   the store's cost as visible as it can be. The chunks are slices of the resource's
+//!   memory, which stays alive anyway, so the store keeps them as they come
+//!   (`StoreParams::with_zero_copy`); with `KITHARA_STORE_FETCH=copy` each is an allocation
+//!   of its own, which the default settings keep without a copy too.
+//! - [`cost`]: the same contenders on one thread without the engine: each source's own
+//!   cost per chunk, without the noise of two threads handing chunks over.
+//! - [`http`]: the same contenders over HTTP on 127.0.0.1 (axum and tower-http serving a
+//!   file, reqwest fetching it), with the default settings: hyper's chunks are slices of
+//!   its read buffer, which the store copies. A peer that keeps every chunk in the consumer
+//!   shows what holding the whole resource in memory costs by itself.
 //!
 //! Environment:
 //! - `KITHARA_STORE_MIB` (default 256): the streamed resource, in MiB.

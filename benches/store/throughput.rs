@@ -59,20 +59,29 @@ pub struct Run {
     pub fetches: usize,
 }
 
+/// Whether the fetch copies each chunk into an allocation of its own
+/// (`KITHARA_STORE_FETCH=copy`).
+fn copying() -> bool {
+    std::env::var("KITHARA_STORE_FETCH").is_ok_and(|f| f == "copy")
+}
+
 /// One pass of `c` over `resource`, checked in full or sampled.
 pub fn run(resource: &Resource, c: &Contender, full: bool) -> Run {
-    let copy = std::env::var("KITHARA_STORE_FETCH").is_ok_and(|f| f == "copy");
+    let copy = copying();
     let fetch = MemoryFetch::new(resource).copying(copy);
+    // Slices of the resource's memory, alive anyway: kept as they come. Chunks of their
+    // own are never copied (the store is their only holder).
+    let store_params = |budget| StoreParams::with_budget(budget).with_zero_copy(!copy);
     let fetches = fetch.fetches();
     let count = || fetches.load(Ordering::Relaxed);
     match c.serve {
         Serve::Range => pass(RangeSource::new(fetch), resource, false, full, count),
         Serve::Cached(budget) => {
-            let source = CachedSource::new(fetch, StoreParams::with_budget(budget));
+            let source = CachedSource::new(fetch, store_params(budget));
             pass(source, resource, false, full, count)
         }
         Serve::Replay => {
-            let source = CachedSource::new(fetch, StoreParams::with_budget(resource.len()));
+            let source = CachedSource::new(fetch, store_params(resource.len()));
             pass(source, resource, true, full, count)
         }
     }

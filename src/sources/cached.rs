@@ -58,6 +58,7 @@ pub struct StoreParams {
     forward_skip: u64,
     max_fetches: usize,
     keep_ends: u64,
+    zero_copy: bool,
     low_water: u64,
     high_water: u64,
 }
@@ -76,6 +77,7 @@ impl StoreParams {
             forward_skip: 256 << 10,
             max_fetches: 2,
             keep_ends: 64 << 10,
+            zero_copy: false,
             low_water: 64 << 10,
             high_water: 256 << 10,
         }
@@ -172,6 +174,15 @@ impl StoreParams {
     #[must_use]
     pub fn with_keep_ends(mut self, bytes: u64) -> Self {
         self.keep_ends = bytes;
+        self
+    }
+
+    /// Keeps every fetched chunk as it comes, never copying it, even a slice of memory the
+    /// fetch shares (a network client's read buffer); see [`MemoryStore::with_zero_copy`].
+    /// `false` by default: a shared chunk is copied into the store's own memory.
+    #[must_use]
+    pub fn with_zero_copy(mut self, zero_copy: bool) -> Self {
+        self.zero_copy = zero_copy;
         self
     }
 
@@ -308,7 +319,9 @@ impl<F: Fetch> CachedSource<F> {
     /// A source that fetches through `fetch` and keeps what it fetched in memory, as
     /// `params` say.
     pub fn new(fetch: F, params: StoreParams) -> Self {
-        let store = MemoryStore::new(params.budget).with_keep_ends(params.keep_ends);
+        let store = MemoryStore::new(params.budget)
+            .with_keep_ends(params.keep_ends)
+            .with_zero_copy(params.zero_copy);
         Self::with_store(fetch, store, params)
     }
 }

@@ -9,14 +9,24 @@ use super::Validator;
 use super::pieces::PieceRuns;
 
 /// The longest piece the store keeps as one entry: what it inserts is split to this size,
-/// so that eviction frees memory in steps this small (the split is a slice, not a copy).
+/// so that eviction frees memory in steps this small.
 const PIECE: usize = 64 * 1024;
 
 /// The byte ranges of one resource held in memory, at most [`budget`](Self::budget) bytes.
 ///
-/// Bytes enter as [`Bytes`] and leave as slices of them: the store shares the allocation
-/// that the network (and the engine's ring) hold, without a copy. What it holds is a set of
-/// disjoint pieces in merged runs; [`ranges`](Self::ranges) lists the runs.
+/// What it holds is a set of disjoint pieces in merged runs; [`ranges`](Self::ranges) lists
+/// the runs.
+///
+/// **Memory.** Bytes enter and leave as [`Bytes`].
+/// - A chunk whose memory the store alone holds once it has it (handed over by
+///   [`Store::keep`](super::Store::keep) from a fetch that allocates each chunk) is kept as
+///   it is: the store, the engine's ring and the reader share it, without a copy.
+/// - A chunk that shares its memory (a slice of an HTTP client's read buffer, as hyper hands
+///   out) is copied into pieces of the store's own. Kept as it is, such a slice would hold
+///   the client's whole buffer alive, more memory than the budget counts, and the client
+///   would read every chunk into fresh memory instead of reusing its buffer.
+/// - [`insert`](Self::insert) leaves the caller its reference, so it copies.
+/// - [`with_zero_copy`](Self::with_zero_copy) keeps shared chunks as they come.
 ///
 /// **Cost.** A stream read in order makes one run: storing a chunk at its end, serving the
 /// next one and evicting the one farthest behind each cost a step in a map of a few runs
@@ -51,6 +61,8 @@ pub struct MemoryStore {
     held: u64,
     budget: u64,
     keep_ends: u64,
+    /// Keep shared chunks as they come instead of copying them.
+    zero_copy: bool,
     len: Option<u64>,
     validator: Option<Validator>,
 }
@@ -64,6 +76,7 @@ impl MemoryStore {
             held: 0,
             budget,
             keep_ends: 0,
+            zero_copy: false,
             len: None,
             validator: None,
         }
@@ -73,6 +86,18 @@ impl MemoryStore {
     #[must_use]
     pub fn with_keep_ends(mut self, bytes: u64) -> Self {
         self.keep_ends = bytes;
+        self
+    }
+
+    /// Keeps every chunk as it comes, a slice of shared memory too, never copying
+    /// (`false` by default; see the type's docs on memory).
+    ///
+    /// For a fetch whose chunks are slices of memory that stays alive anyway (a resource
+    /// already in memory, a mapped file): a copy would only hold the bytes twice. For a
+    /// network client's chunks it costs memory beyond the budget and throughput.
+    #[must_use]
+    pub fn with_zero_copy(mut self, zero_copy: bool) -> Self {
+        self.zero_copy = zero_copy;
         self
     }
 
@@ -202,13 +227,22 @@ impl MemoryStore {
     }
 
     /// Adds `bytes` at `at` (none of it held; room made for it), as pieces of at most
-    /// `PIECE` bytes: slices of it, the last one `bytes` itself.
+    /// `PIECE` bytes: slices of it, the last one `bytes` itself, if the store is the only
+    /// holder of its memory; else copies (see the type's docs on memory).
     fn put(&mut self, at: u64, mut bytes: Bytes) {
         self.held += bytes.len() as u64;
-        let pieces = core::iter::from_fn(move || match bytes.len() {
-            0 => None,
-            len if len <= PIECE => Some(core::mem::take(&mut bytes)),
-            _ => Some(bytes.split_to(PIECE)),
+        let shared = !self.zero_copy && !bytes.is_unique();
+        let pieces = core::iter::from_fn(move || {
+            let piece = match bytes.len() {
+                0 => return None,
+                len if len <= PIECE => core::mem::take(&mut bytes),
+                _ => bytes.split_to(PIECE),
+            };
+            Some(if shared {
+                Bytes::copy_from_slice(&piece)
+            } else {
+                piece
+            })
         });
         self.runs.add(at, pieces);
     }
@@ -383,5 +417,40 @@ mod tests {
         assert_eq!(store.runs.pieces(), 4);
         assert_eq!(store.get(0, usize::MAX).unwrap().len(), PIECE);
         assert_eq!(store.held_until(0), 200 * 1024);
+    }
+
+    #[test]
+    fn a_chunk_handed_over_alone_is_kept_without_a_copy() {
+        let mut store = MemoryStore::new(1 << 20);
+        let chunk = Bytes::from(vec![7u8; 100 * 1024]);
+        let at = chunk.as_ptr();
+        assert_eq!(store.keep(0, chunk, 0..0), (100 * 1024, None));
+        assert_eq!(store.get(0, usize::MAX).unwrap().as_ptr(), at);
+        assert_eq!(
+            store.get(PIECE as u64, 1).unwrap().as_ptr(),
+            at.wrapping_add(PIECE)
+        );
+    }
+
+    #[test]
+    fn a_slice_of_shared_memory_is_copied_so_that_its_buffer_is_not_held() {
+        let mut store = MemoryStore::new(1 << 20);
+        // A client's read buffer, of which the fetch hands out a slice.
+        let buffer = Bytes::from(vec![7u8; 512 * 1024]);
+        assert_eq!(
+            store.keep(0, buffer.slice(..100 * 1024), 0..0).0,
+            100 * 1024
+        );
+        assert!(buffer.is_unique(), "the store holds the client's buffer");
+        // `insert` leaves the caller its reference: a copy, too.
+        assert_eq!(store.insert(200 * 1024, &buffer.slice(..1024), 0..0), 1024);
+        assert!(buffer.is_unique(), "the store holds the client's buffer");
+        assert_eq!(store.get(0, usize::MAX).unwrap(), buffer.slice(..PIECE));
+        assert_eq!(store.held_bytes(), 101 * 1024);
+        // Told to keep chunks as they come: the slice, and so the buffer, is held.
+        let mut store = MemoryStore::new(1 << 20).with_zero_copy(true);
+        store.keep(0, buffer.slice(..100 * 1024), 0..0);
+        assert!(!buffer.is_unique());
+        assert_eq!(store.get(0, 1).unwrap().as_ptr(), buffer.as_ptr());
     }
 }
