@@ -24,13 +24,14 @@
 //!   4 KiB of each item). The consumer drains the stream's `Bytes` (no copy), which makes
 //!   the store's cost as visible as it can be. The chunks are slices of the resource's
 //!   memory, which stays alive anyway, so the store keeps them as they come
-//!   (`StoreParams::with_zero_copy`); with `KITHARA_STORE_FETCH=copy` each is an allocation
-//!   of its own, which the default settings keep without a copy too.
+//!   (`StoreParams::with_zero_copy`). With `KITHARA_STORE_FETCH=copy` each chunk is read
+//!   into an allocation of its own, as a network client's are, and the store has its
+//!   default settings: it copies what it keeps.
 //! - [`cost`]: the same contenders on one thread without the engine: each source's own
 //!   cost per chunk, without the noise of two threads handing chunks over.
 //! - [`http`]: the same contenders over HTTP on 127.0.0.1 (axum and tower-http serving a
-//!   file, reqwest fetching it), with the default settings: hyper's chunks are slices of
-//!   its read buffer, which the store copies. A peer that keeps every chunk in the consumer
+//!   file, reqwest fetching it), with the default settings: the store copies what it
+//!   keeps, and hyper reads into its buffer again. A peer that keeps every chunk in the consumer
 //!   shows what holding the whole resource in memory costs by itself.
 //!
 //! Environment:

@@ -69,8 +69,8 @@ fn copying() -> bool {
 pub fn run(resource: &Resource, c: &Contender, full: bool) -> Run {
     let copy = copying();
     let fetch = MemoryFetch::new(resource).copying(copy);
-    // Slices of the resource's memory, alive anyway: kept as they come. Chunks of their
-    // own are never copied (the store is their only holder).
+    // Slices of the resource's memory, alive anyway: kept as they come. Chunks read into
+    // memory of their own, as a network client's are: the default settings, which copy.
     let store_params = |budget| StoreParams::with_budget(budget).with_zero_copy(!copy);
     let fetches = fetch.fetches();
     let count = || fetches.load(Ordering::Relaxed);

@@ -17,16 +17,13 @@ const PIECE: usize = 64 * 1024;
 /// What it holds is a set of disjoint pieces in merged runs; [`ranges`](Self::ranges) lists
 /// the runs.
 ///
-/// **Memory.** Bytes enter and leave as [`Bytes`].
-/// - A chunk whose memory the store alone holds once it has it (handed over by
-///   [`Store::keep`](super::Store::keep) from a fetch that allocates each chunk) is kept as
-///   it is: the store, the engine's ring and the reader share it, without a copy.
-/// - A chunk that shares its memory (a slice of an HTTP client's read buffer, as hyper hands
-///   out) is copied into pieces of the store's own. Kept as it is, such a slice would hold
-///   the client's whole buffer alive, more memory than the budget counts, and the client
-///   would read every chunk into fresh memory instead of reusing its buffer.
-/// - [`insert`](Self::insert) leaves the caller its reference, so it copies.
-/// - [`with_zero_copy`](Self::with_zero_copy) keeps shared chunks as they come.
+/// **Memory.** Bytes enter and leave as [`Bytes`]. The store copies what it keeps into
+/// allocations of its own, of the pieces' sizes, unless told to keep chunks as they come
+/// ([`with_zero_copy`](Self::with_zero_copy)). The engine's ring and the reader then share
+/// the store's memory. The copy is what keeps the budget true: a chunk is most often a
+/// slice of a larger buffer (hyper hands out slices of its read buffer), and a slice keeps
+/// all of its buffer alive, which no `Bytes` method can measure. It also lets a network
+/// client read into the same buffer again instead of fresh memory for every chunk.
 ///
 /// **Cost.** A stream read in order makes one run: storing a chunk at its end, serving the
 /// next one and evicting the one farthest behind each cost a step in a map of a few runs
@@ -89,12 +86,13 @@ impl MemoryStore {
         self
     }
 
-    /// Keeps every chunk as it comes, a slice of shared memory too, never copying
-    /// (`false` by default; see the type's docs on memory).
+    /// Keeps every chunk as it comes, without a copy (`false` by default; see the type's
+    /// docs on memory).
     ///
-    /// For a fetch whose chunks are slices of memory that stays alive anyway (a resource
-    /// already in memory, a mapped file): a copy would only hold the bytes twice. For a
-    /// network client's chunks it costs memory beyond the budget and throughput.
+    /// For a fetch whose chunks are each an allocation of their own size, or slices of
+    /// memory that stays alive anyway (a resource already in memory): a copy would only
+    /// cost time, or hold the bytes twice. For a network client's chunks, slices of its read
+    /// buffers, it costs memory beyond the budget and throughput.
     #[must_use]
     pub fn with_zero_copy(mut self, zero_copy: bool) -> Self {
         self.zero_copy = zero_copy;
@@ -177,8 +175,9 @@ impl MemoryStore {
     }
 
     /// [`insert`](Self::insert) with `bytes` handed over: how many bytes were stored, and
-    /// `bytes` back unless all of them are held now. Bytes that are all kept (a stream read
-    /// in order, within the budget) are moved into the store, not cloned.
+    /// `bytes` back unless all of them are held now. With
+    /// [`with_zero_copy`](Self::with_zero_copy), bytes that are all kept (a stream read in
+    /// order, within the budget) are moved into the store, not cloned.
     pub(super) fn keep(
         &mut self,
         pos: u64,
@@ -227,18 +226,17 @@ impl MemoryStore {
     }
 
     /// Adds `bytes` at `at` (none of it held; room made for it), as pieces of at most
-    /// `PIECE` bytes: slices of it, the last one `bytes` itself, if the store is the only
-    /// holder of its memory; else copies (see the type's docs on memory).
+    /// `PIECE` bytes: copies, or with `zero_copy` slices of it, the last one `bytes` itself.
     fn put(&mut self, at: u64, mut bytes: Bytes) {
         self.held += bytes.len() as u64;
-        let shared = !self.zero_copy && !bytes.is_unique();
+        let copy = !self.zero_copy;
         let pieces = core::iter::from_fn(move || {
             let piece = match bytes.len() {
                 0 => return None,
                 len if len <= PIECE => core::mem::take(&mut bytes),
                 _ => bytes.split_to(PIECE),
             };
-            Some(if shared {
+            Some(if copy {
                 Bytes::copy_from_slice(&piece)
             } else {
                 piece
@@ -420,8 +418,32 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_handed_over_alone_is_kept_without_a_copy() {
+    fn what_is_kept_is_copied_so_that_no_larger_buffer_is_held() {
         let mut store = MemoryStore::new(1 << 20);
+        // A client's read buffer, of which the fetch hands out a slice; then its last
+        // slice, the only reference left, but to all of the buffer.
+        let buffer = Bytes::from(vec![7u8; 512 * 1024]);
+        assert_eq!(
+            store.keep(0, buffer.slice(..100 * 1024), 0..0).0,
+            100 * 1024
+        );
+        assert!(buffer.is_unique(), "the store holds the client's buffer");
+        let last = buffer.slice(500 * 1024..);
+        drop(buffer);
+        assert!(last.is_unique());
+        let weak = last.as_ptr();
+        assert_eq!(store.insert(500 * 1024, &last, 0..0), 12 * 1024);
+        assert_ne!(store.get(500 * 1024, 1).unwrap().as_ptr(), weak);
+        assert_eq!(
+            store.get(0, usize::MAX).unwrap(),
+            Bytes::from(vec![7u8; PIECE])
+        );
+        assert_eq!(store.held_bytes(), 112 * 1024);
+    }
+
+    #[test]
+    fn with_zero_copy_chunks_are_kept_as_they_come() {
+        let mut store = MemoryStore::new(1 << 20).with_zero_copy(true);
         let chunk = Bytes::from(vec![7u8; 100 * 1024]);
         let at = chunk.as_ptr();
         assert_eq!(store.keep(0, chunk, 0..0), (100 * 1024, None));
@@ -430,27 +452,9 @@ mod tests {
             store.get(PIECE as u64, 1).unwrap().as_ptr(),
             at.wrapping_add(PIECE)
         );
-    }
-
-    #[test]
-    fn a_slice_of_shared_memory_is_copied_so_that_its_buffer_is_not_held() {
-        let mut store = MemoryStore::new(1 << 20);
-        // A client's read buffer, of which the fetch hands out a slice.
+        // A slice, and so its buffer, is held.
         let buffer = Bytes::from(vec![7u8; 512 * 1024]);
-        assert_eq!(
-            store.keep(0, buffer.slice(..100 * 1024), 0..0).0,
-            100 * 1024
-        );
-        assert!(buffer.is_unique(), "the store holds the client's buffer");
-        // `insert` leaves the caller its reference: a copy, too.
-        assert_eq!(store.insert(200 * 1024, &buffer.slice(..1024), 0..0), 1024);
-        assert!(buffer.is_unique(), "the store holds the client's buffer");
-        assert_eq!(store.get(0, usize::MAX).unwrap(), buffer.slice(..PIECE));
-        assert_eq!(store.held_bytes(), 101 * 1024);
-        // Told to keep chunks as they come: the slice, and so the buffer, is held.
-        let mut store = MemoryStore::new(1 << 20).with_zero_copy(true);
-        store.keep(0, buffer.slice(..100 * 1024), 0..0);
+        store.keep(200 * 1024, buffer.slice(..100 * 1024), 0..0);
         assert!(!buffer.is_unique());
-        assert_eq!(store.get(0, 1).unwrap().as_ptr(), buffer.as_ptr());
     }
 }
