@@ -28,6 +28,7 @@
 //! the ring), so it shows the download ahead of the play position.
 
 mod async_read;
+mod buffer_level;
 mod byte_rate;
 mod cached;
 mod fetch;
@@ -37,6 +38,8 @@ mod range;
 #[cfg(feature = "reqwest")]
 mod reqwest_fetch;
 mod retry;
+mod served;
+mod store_params;
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -47,8 +50,9 @@ use futures_core::Stream;
 
 pub use crate::store::Validator;
 pub use async_read::{AsyncReadSource, ReadChunks, ReadFetch};
+pub use buffer_level::{BufferLevel, BufferWatch};
 pub use byte_rate::ByteRate;
-pub use cached::{BufferLevel, BufferWatch, CachedSource, StoreParams};
+pub use cached::CachedSource;
 pub use fetch::{
     ByteRange, ContentRange, Fetch, FetchError, RangeMismatch, RangeResponse, content_range_total,
     range_header,
@@ -60,6 +64,7 @@ pub use range::RangeSource;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use reqwest_fetch::{HttpBody, HttpError, HttpFetch};
 pub use retry::{Resumed, Retry, RetryEvent, RetryPolicy, Retryable, Retrying, Stalled};
+pub use store_params::StoreParams;
 
 use crate::msg::StreamMsg;
 
