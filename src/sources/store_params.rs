@@ -47,7 +47,8 @@ impl StoreParams {
     /// [`RangeSource`](super::RangeSource) does.
     ///
     /// The other settings start at: look-ahead 1 MiB, forward skip 256 KiB, 2 fetches in
-    /// flight, head and tail kept 64 KiB each, watermarks 64 KiB (low) and 256 KiB (high).
+    /// flight, head and tail kept 64 KiB each, watermarks 64 KiB (low) and 256 KiB (high),
+    /// and what is kept copied into the store's own memory (not zero copy).
     pub fn with_budget(bytes: u64) -> Self {
         Self {
             budget: bytes,
