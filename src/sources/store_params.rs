@@ -159,9 +159,10 @@ impl StoreParams {
         self
     }
 
-    /// Keeps every fetched chunk as it comes, never copying it, even a slice of memory the
-    /// fetch shares (a network client's read buffer); see [`MemoryStore::with_zero_copy`].
-    /// `false` by default: a shared chunk is copied into the store's own memory.
+    /// Keeps every fetched chunk as it comes, without a copy; see
+    /// [`MemoryStore::with_zero_copy`] for when that is right. `false` by default: what the
+    /// store keeps is copied into its own memory, so that a slice of a network client's
+    /// read buffer does not hold the whole buffer.
     ///
     /// [`MemoryStore::with_zero_copy`]: crate::store::MemoryStore::with_zero_copy
     #[must_use]

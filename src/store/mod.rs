@@ -88,8 +88,9 @@ pub trait Store: Send + 'static {
     /// `bytes` back unless all of them are held now (the caller may still need the rest).
     ///
     /// [`CachedSource`](crate::sources::CachedSource) stores what it fetches this way. The
-    /// default calls `insert`; a store that keeps `Bytes` (as [`MemoryStore`] does) moves
-    /// them in instead, which saves a reference count's increment and decrement per chunk.
+    /// default calls `insert`. A store that keeps the `Bytes` it is given (a [`MemoryStore`]
+    /// with zero copy) moves them in instead, which saves a reference count's increment and
+    /// decrement per chunk; one that copies drops them once copied.
     fn keep(&mut self, pos: u64, bytes: Bytes, protect: Range<u64>) -> (u64, Option<Bytes>) {
         let stored = self.insert(pos, &bytes, protect);
         let all_held = self.held_until(pos) >= pos + bytes.len() as u64;
