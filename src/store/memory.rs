@@ -58,7 +58,7 @@ pub struct MemoryStore {
     held: u64,
     budget: u64,
     keep_ends: u64,
-    /// Keep shared chunks as they come instead of copying them.
+    /// Keep chunks as they come instead of copying them.
     zero_copy: bool,
     len: Option<u64>,
     validator: Option<Validator>,
