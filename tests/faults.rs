@@ -359,6 +359,11 @@ fn a_cached_source_resumes_and_seeks_back_without_a_request() {
 /// A long stream through a server that cuts or stalls at random points, many times; every
 /// byte checked against its offset. `KITHARA_SOAK_SEED` replays a run, `KITHARA_SOAK_FAULTS`
 /// sets how many faults.
+///
+/// A fault falls somewhere in what its reply would send, so once the stream is down to its
+/// last bytes the faults left cut before any byte: no progress, and the backoff doubles to
+/// its 2 s ceiling, as it should. Many faults therefore take long (25: 3 s, 50: 32 s, 100:
+/// 125 s in one set of runs); raise `KITHARA_TEST_TIMEOUT_SECS` with them.
 #[test]
 fn soak_random_cuts_and_stalls() {
     let seed = std::env::var("KITHARA_SOAK_SEED")
