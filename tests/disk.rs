@@ -82,18 +82,10 @@ impl Fixture {
             dir: TempDir::new(name),
             server: server(&current),
             current,
-            rt: runtime(),
+            rt: common::tokio_runtime(),
             want: data(len, 1),
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn params() -> StreamParams {

@@ -67,11 +67,7 @@ fn serve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Run {
         server: ScriptServer::start(handler),
         events: Arc::default(),
         requests: Arc::default(),
-        runtime: tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap(),
+        runtime: common::tokio_runtime(),
     }
 }
 
@@ -423,11 +419,7 @@ fn soak_random_cuts_and_stalls() {
 #[test]
 fn skipping_a_prefix_that_flows_is_not_a_stall() {
     hang_guard("review_skip_stall", || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = common::tokio_runtime();
         let len = 3_000u64;
         let fetch = move |_range: ByteRange| {
             // 100-byte pieces, one every 20 ms, always from byte 0.

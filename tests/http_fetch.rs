@@ -22,14 +22,6 @@ fn data() -> Arc<Vec<u8>> {
     Arc::new((0..LEN as u64).map(pattern).collect())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn policy() -> RetryPolicy {
     RetryPolicy::default()
         .with_attempts(3)
@@ -69,7 +61,7 @@ fn reads_and_seeks_with_the_validator_sent_back() {
         let resource = data();
         let log = Arc::default();
         let server = tagged(resource.clone(), Arc::clone(&log));
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let watch = fetch.clone();
         let source = CachedSource::new(Retrying::new(fetch, policy()), StoreParams::with_budget(0));
@@ -103,7 +95,7 @@ fn a_changed_resource_is_refused() {
                 .push_str(&format!("\r\nETag: \"v{}\"", request.number));
             reply
         });
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let mut reader = reader(&rt, RangeSource::new(Retrying::new(fetch, policy())));
         reader.read_exact(&mut [0; 10]).unwrap();
@@ -118,7 +110,7 @@ fn a_200_for_a_later_range_is_refused() {
     hang_guard("http_fetch_200", || {
         let resource = data();
         let server = ScriptServer::start(move |_| Reply::status(200, resource.to_vec(), &[]));
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let mut reader = reader(&rt, RangeSource::new(Retrying::new(fetch, policy())));
         reader.read_exact(&mut [0; 10]).unwrap();
@@ -143,7 +135,7 @@ fn statuses_are_classified() {
             0 => Reply::status(503, Vec::new(), &[]),
             _ => Reply::range(&served, request),
         });
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let mut all = Vec::new();
         reader(&rt, RangeSource::new(Retrying::new(fetch, policy())))
@@ -179,7 +171,7 @@ fn a_cut_body_is_resumed() {
                 reply
             }
         });
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let mut all = Vec::new();
         reader(&rt, RangeSource::new(Retrying::new(fetch, policy())))
@@ -200,7 +192,7 @@ fn a_chunked_whole_resource_reads_to_a_clean_end_through_the_store() {
         let served = resource.clone();
         let server =
             ScriptServer::start(move |_| Reply::status(200, served.to_vec(), &[]).chunked());
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let source = CachedSource::new(
             Retrying::new(fetch, policy()),
@@ -231,7 +223,7 @@ fn a_weak_etag_is_not_sent_as_if_range() {
             reply.head.push_str("\r\nETag: W/\"v1\"");
             reply
         });
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let source = kithara_stream::sources::RangeSource::new(Retrying::new(fetch, policy()));
         let (engine, handle, stream) = Engine::build(source, StreamParams::default());
@@ -256,7 +248,7 @@ fn a_failing_prefetch_is_not_restarted_after_every_chunk() {
         let resource: Arc<Vec<u8>> = Arc::new((0..(3u64 << 20)).map(pattern).collect());
         let served = resource.clone();
         let server = ScriptServer::start(move |_| Reply::status(200, served.to_vec(), &[]));
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let fetch = HttpFetch::new(reqwest::Client::new(), server.url("track"));
         let source = CachedSource::new(
             Retrying::new(fetch, policy()),

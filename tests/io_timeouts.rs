@@ -46,11 +46,7 @@ fn blocking_read_times_out_then_goes_on() {
 #[test]
 fn async_read_times_out_with_the_users_timer_then_goes_on() {
     hang_guard("async_timeout", || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = common::tokio_runtime();
         let (tx, source) = fed();
         let (engine, handle, stream) = Engine::build(source, StreamParams::default());
         runtime.spawn(engine.run());

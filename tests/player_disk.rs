@@ -62,14 +62,6 @@ fn fixture_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// One play of `name` from `server` through the cache's store of `name`, stopped at
 /// `stop_after` seconds if given; the store is closed when it returns.
 fn play_cached(
@@ -106,7 +98,7 @@ fn ms(d: Option<Duration>) -> String {
 #[test]
 fn a_second_play_from_the_disk_cache_makes_no_request() {
     hang_guard("player_disk_second", || {
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let dir = TempDir::new("second");
         let cache = DiskCache::open(&dir.0, 64 << 20).unwrap();
         let params = StoreParams::with_budget(0);
@@ -163,7 +155,7 @@ fn a_second_play_from_the_disk_cache_makes_no_request() {
 #[test]
 fn a_play_stopped_half_way_resumes_with_only_the_missing_bytes() {
     hang_guard("player_disk_resume", || {
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let dir = TempDir::new("resume");
         let cache = DiskCache::open(&dir.0, 64 << 20).unwrap();
         // A short look-ahead, so that a stopped play has not fetched the whole file.

@@ -262,11 +262,7 @@ fn a_clean_end_without_a_known_length_is_the_length() {
 fn http(server: &ScriptServer) -> (BlockingReader<(), Progress, io::Error>, Arc<AtomicUsize>) {
     let requests = Arc::new(AtomicUsize::new(0));
     let source = common::http::reqwest_source(server.url("track"), requests.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::tokio_runtime();
     let (engine, handle, stream) = Engine::build(source, params());
     std::thread::spawn(move || rt.block_on(engine.run()));
     (BlockingReader::new(stream, handle), requests)

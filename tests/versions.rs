@@ -56,14 +56,6 @@ fn params() -> StreamParams {
         .with_chunk_size(4096)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 type Reader = BlockingReader<(), Progress, io::Error>;
 
 /// A blocking reader over `source`, its engine on `rt`.
@@ -190,7 +182,7 @@ fn range_source_refuses_another_etag_after_a_seek() {
     hang_guard("versions_range_etag", || {
         let switched = Arc::new(AtomicBool::new(false));
         let server = two_versions(("ETag", "\"a\""), ("ETag", "\"b\""), switched.clone());
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let mut reader = blocking_on(&rt, http_range_source(&server));
         let mut head = vec![0; 1_000];
         reader.read_exact(&mut head).unwrap();
@@ -214,7 +206,7 @@ fn range_source_takes_the_same_etag_after_a_seek() {
         let switched = Arc::new(AtomicBool::new(false));
         let server = two_versions(("ETag", "\"a\""), ("ETag", "\"a\""), switched);
         let resource = version(0, LEN);
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let mut reader = blocking_on(&rt, http_range_source(&server));
         let mut head = vec![0; 1_000];
         reader.read_exact(&mut head).unwrap();
@@ -237,7 +229,7 @@ fn range_source_refuses_another_last_modified_async_reader() {
             ("Last-Modified", "Tue, 02 Jan 2024 00:00:00 GMT"),
             switched.clone(),
         );
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let (engine, handle, stream) = Engine::build(http_range_source(&server), params());
         rt.spawn(engine.run());
         let mut reader = AsyncReader::new(stream, handle);
@@ -285,7 +277,7 @@ fn retrying_refuses_a_retry_of_another_version() {
         let events = Arc::default();
         let fetch = common::http::reqwest_fetch(server.url("track"), Arc::default());
         let source = RangeSource::new(Retrying::new(fetch, policy(&events)));
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let mut reader = blocking_on(&rt, source);
         let (got, error) = read_all(&mut reader);
         assert_prefix(&got, &version(0, LEN), 0);
@@ -304,7 +296,7 @@ fn retrying_resumes_a_retry_of_the_same_version() {
         let events = Arc::default();
         let fetch = common::http::reqwest_fetch(server.url("track"), Arc::default());
         let source = RangeSource::new(Retrying::new(fetch, policy(&events)));
-        let rt = runtime();
+        let rt = common::tokio_runtime();
         let mut reader = blocking_on(&rt, source);
         let (got, error) = read_all(&mut reader);
         assert!(error.is_none(), "{error:?}");

@@ -21,6 +21,16 @@ use futures::future::RemoteHandle;
 pub use source::{Config, OPEN_CONTROL, SEEK_CONTROL_BASE, Stats, TestError, TestSource, pattern};
 pub use track::{Tracker, drain};
 
+/// A tokio runtime with one worker thread and its I/O and time drivers: where the tests run
+/// servers, HTTP clients and engines.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Reads to the end or the first error, 50 000 bytes at a time: the bytes read, and the
 /// error.
 pub fn read_all(reader: &mut impl std::io::Read) -> (Vec<u8>, Option<std::io::Error>) {
