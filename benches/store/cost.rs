@@ -18,7 +18,7 @@ use kithara_stream::{EngineSource, StreamMsg};
 
 use crate::resource::{MemoryFetch, Resource};
 use crate::throughput::{Contender, Serve};
-use crate::{CHUNK, params};
+use crate::{CHUNK, median, params};
 
 /// Nanoseconds per chunk of one pass of `c` over `resource`: the replay contender after an
 /// untimed first pass, from a seek to 0.
@@ -69,11 +69,6 @@ where
         }
     }
     start.elapsed().as_nanos() as f64 / (len as f64 / CHUNK as f64)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// `runs` interleaved rounds over `contenders`, and the table: the median ns per chunk and

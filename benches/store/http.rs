@@ -18,7 +18,7 @@ use kithara_stream::{Engine, EngineSource, StreamMsg};
 
 use crate::resource::{Check, Resource};
 use crate::throughput::{Contender, Serve};
-use crate::{MIB, params};
+use crate::{MIB, median, params};
 
 /// The resource written to a file in the temporary directory, removed on drop.
 struct File(PathBuf);
@@ -135,11 +135,6 @@ where
     drop((stream, handle));
     runtime.block_on(engine).expect("the engine's task");
     time
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Each contender once untimed with every byte checked, then `runs` interleaved rounds;

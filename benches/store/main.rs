@@ -78,6 +78,12 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The median of `v` (the upper one of an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// The 1, 5 and 15 minute load averages (Linux).
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -12,7 +12,7 @@ use kithara_stream::sources::{CachedSource, Progress, RangeSource, StoreParams};
 use kithara_stream::{Engine, EngineSource, EngineStream, StreamMsg};
 
 use crate::resource::{Check, MemoryFetch, Resource, cpu_ns, thread_dir};
-use crate::{CHUNK, MIB, params};
+use crate::{CHUNK, MIB, median, params};
 
 /// How a contender serves the resource.
 #[derive(Clone, Copy)]
@@ -166,11 +166,6 @@ pub fn interleave(resource: &Resource, contenders: &[Contender], runs: usize) ->
         }
     }
     out
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The markdown table: median throughput and CPU time per 16 KiB chunk, and the medians of
